@@ -1,0 +1,115 @@
+"""Settings for the orgbilling reference project.
+
+Everything comes from the environment (django-environ); a `.env` file beside
+manage.py is read when present. With nothing configured the project runs in
+DEBUG on a SQLite file, so a fresh clone works end to end.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")  # silently skipped when the file is absent
+
+DEBUG = env.bool("DEBUG", default=True)
+# A throwaway key is fine for local runs only; production must provide one.
+SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key" if DEBUG else environ.Env.NOTSET)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+APP_URL = env("APP_URL", default="http://localhost:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "orgbilling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "billing_project.urls"
+WSGI_APPLICATION = "billing_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE makes concurrent writers queue on the lock instead of failing
+    # with "database is locked" when a read transaction tries to upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"orgbilling": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")}},
+}
+
+# --- Vendors -------------------------------------------------------------
+# Read by orgbilling.conf at call time. Secrets and Basic Auth credentials may
+# be comma-separated lists so they can be rotated without downtime.
+SCALEKIT_ENV_URL = env("SCALEKIT_ENV_URL", default="")
+SCALEKIT_CLIENT_ID = env("SCALEKIT_CLIENT_ID", default="")
+SCALEKIT_CLIENT_SECRET = env("SCALEKIT_CLIENT_SECRET", default="")
+SCALEKIT_WEBHOOK_SECRET = env("SCALEKIT_WEBHOOK_SECRET", default="")
+SCALEKIT_REDIRECT_URI = env("SCALEKIT_REDIRECT_URI", default=f"{APP_URL}/auth/callback")
+SCALEKIT_COOKIE_ENCRYPTION_SECRET = env("SCALEKIT_COOKIE_ENCRYPTION_SECRET", default="")
+SCALEKIT_COOKIE_SECURE = env.bool("SCALEKIT_COOKIE_SECURE", default=not DEBUG)
+
+CHARGEBEE_SITE = env("CHARGEBEE_SITE", default="")
+CHARGEBEE_API_KEY = env("CHARGEBEE_API_KEY", default="")
+CHARGEBEE_API_BASE_URL = env("CHARGEBEE_API_BASE_URL", default="")
+CHARGEBEE_PLAN_ITEM_PRICE_ID = env("CHARGEBEE_PLAN_ITEM_PRICE_ID", default="")
+CHARGEBEE_GATEWAY_ACCOUNT_ID = env("CHARGEBEE_GATEWAY_ACCOUNT_ID", default="")
+CHARGEBEE_WEBHOOK_USERNAME = env("CHARGEBEE_WEBHOOK_USERNAME", default="")
+CHARGEBEE_WEBHOOK_PASSWORD = env("CHARGEBEE_WEBHOOK_PASSWORD", default="")

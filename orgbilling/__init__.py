@@ -1,0 +1,1 @@
+"""orgbilling: bill Scalekit organizations through Chargebee from a Django project."""

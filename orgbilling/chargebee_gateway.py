@@ -1,0 +1,206 @@
+"""Every call orgbilling makes to Chargebee goes through this module.
+
+One small gateway keeps the SDK's quirks in one place (see VENDOR_NOTES):
+``meta_data`` is sent as a JSON string so its keys keep their case, POSTs
+carry an idempotency key so they can be retried safely, retries are bounded
+(the SDK's own retry loops forever on 429), and every failure becomes one
+``ChargebeeError``. Results are plain dicts (the API's JSON), not SDK objects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import chargebee
+import httpx
+from chargebee.main import Chargebee
+
+from . import conf
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = Chargebee.idempotency_header
+RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+PAGE_SIZE = 100  # Chargebee's maximum list page
+
+
+class ChargebeeError(Exception):
+    """A Chargebee call failed; ``api_error_code`` is Chargebee's code (or ours for network errors)."""
+
+    def __init__(self, message: str, *, api_error_code: str = "", http_status: int | None = None, param: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.api_error_code = api_error_code
+        self.http_status = http_status
+        self.param = param
+
+    @property
+    def retryable(self) -> bool:
+        return self.http_status is None or self.http_status in RETRYABLE_STATUSES
+
+    def __str__(self) -> str:
+        code = f" [{self.api_error_code}]" if self.api_error_code else ""
+        return f"Chargebee: {self.message}{code}"
+
+
+def customer_meta_data(organization_id: str, pending_subscription_id: str | None = None) -> dict[str, str]:
+    """The whole customer meta_data object, always written from local data."""
+    meta = {"organizationId": organization_id, "customerType": "organization"}
+    if pending_subscription_id:
+        meta["pendingSubscriptionId"] = pending_subscription_id
+    return meta
+
+
+def _translate(exc: Exception) -> ChargebeeError:
+    if isinstance(exc, chargebee.APIError):
+        return ChargebeeError(
+            exc.json_obj.get("message") or str(exc),
+            api_error_code=exc.api_error_code or exc.json_obj.get("error_code") or "",
+            http_status=exc.http_status_code,
+            param=exc.param or "",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return ChargebeeError("Chargebee did not answer in time", api_error_code="timeout")
+    if isinstance(exc, httpx.TransportError):
+        return ChargebeeError(f"Chargebee could not be reached ({exc})", api_error_code="network_error")
+    # The SDK raises a bare Exception for non-JSON bodies (proxies, outages).
+    text = str(exc)
+    status = 503 if "503" in text else 504 if "504" in text else 500
+    return ChargebeeError(
+        "Chargebee answered with an unreadable error", api_error_code="internal_error", http_status=status
+    )
+
+
+class ChargebeeGateway:
+    """A configured Chargebee client with bounded retries. Build one with ``get_gateway()``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        site: str,
+        base_url: str = "",
+        connect_timeout: float = 5,
+        read_timeout: float = 20,
+        max_retries: int = 2,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.client = chargebee.Chargebee(
+            api_key=api_key,
+            site=site or "local",
+            connection_time_out=connect_timeout,
+            read_time_out=read_timeout,
+        )
+        if base_url:
+            if base_url.startswith("http://"):
+                # The SDK forces https while this class attribute is True (process-global,
+                # so it is only touched when a plain-HTTP base URL is configured).
+                Chargebee.verify_ca_certs = False
+                self.client.update_protocol("http")
+            self.client.env.api_endpoint = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.sleep = sleep
+
+    def _call(self, label: str, func: Callable[..., Any], *args: Any, post: bool = False) -> Any:
+        """Run one SDK call, retrying 429/5xx/timeouts at most ``max_retries`` times.
+
+        A POST is retried only with the same idempotency key on every try, so
+        Chargebee applies it once however many times it reaches them.
+        """
+        kwargs = {"headers": {IDEMPOTENCY_HEADER: uuid.uuid4().hex}} if post else {}
+        attempt = 0
+        while True:
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001  every SDK failure becomes a ChargebeeError
+                error = _translate(exc)
+                if not error.retryable or attempt >= self.max_retries:
+                    logger.warning("chargebee %s failed after %d tries: %s", label, attempt + 1, error)
+                    raise error from exc
+                delay = self.backoff * (2**attempt)
+                if error.http_status == 429:
+                    delay = max(delay, _retry_after(exc))
+                attempt += 1
+                logger.info("chargebee %s: %s; retry %d in %.1fs", label, error, attempt, delay)
+                self.sleep(min(delay, 10.0))
+
+    # -- customers ---------------------------------------------------------
+    def create_customer(self, *, customer_id: str, company: str, meta_data: dict[str, str]) -> dict:
+        params = {"id": customer_id, "company": company, "meta_data": json.dumps(meta_data)}
+        result = self._call("customer.create", self.client.Customer.create, params, post=True)
+        return result.customer.raw_data
+
+    def retrieve_customer(self, customer_id: str) -> dict:
+        return self._call("customer.retrieve", self.client.Customer.retrieve, customer_id).customer.raw_data
+
+    def update_customer(self, customer_id: str, *, company: str | None = None, meta_data: dict | None = None) -> dict:
+        params: dict[str, str] = {}
+        if company is not None:
+            params["company"] = company
+        if meta_data is not None:
+            params["meta_data"] = json.dumps(meta_data)
+        result = self._call("customer.update", self.client.Customer.update, customer_id, params, post=True)
+        return result.customer.raw_data
+
+    # -- subscriptions -----------------------------------------------------
+    def list_subscriptions_page(
+        self, *, customer_id: str | None = None, offset: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """One page (up to 100) of ``{"subscription": ..., "customer": ...}`` entries and the next offset."""
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if customer_id:
+            params["customer_id[is]"] = customer_id
+        if offset:
+            params["offset"] = offset
+        result = self._call("subscription.list", self.client.Subscription.list, params)
+        entries = []
+        for entry in result.list:
+            item = {"subscription": entry.subscription.raw_data}
+            if getattr(entry, "customer", None) is not None:
+                item["customer"] = entry.customer.raw_data
+            entries.append(item)
+        return entries, result.next_offset
+
+    def iter_subscriptions(self, *, customer_id: str | None = None) -> Iterator[dict]:
+        """Every subscription (optionally of one customer), 100 per list call."""
+        offset = None
+        while True:
+            entries, offset = self.list_subscriptions_page(customer_id=customer_id, offset=offset)
+            yield from entries
+            if not offset:
+                return
+
+    def cancel_subscription_now(self, subscription_id: str) -> dict:
+        params = {"end_of_term": False}
+        result = self._call(
+            "subscription.cancel", self.client.Subscription.cancel_for_items, subscription_id, params, post=True
+        )
+        return result.subscription.raw_data
+
+
+def _retry_after(exc: Exception) -> float:
+    headers = getattr(exc, "http_headers", None) or {}
+    try:
+        return float(headers.get("retry-after") or headers.get("Retry-After") or 0)
+    except ValueError:
+        return 0.0
+
+
+def get_gateway() -> ChargebeeGateway:
+    """A gateway built from the current settings (cheap: the SDK client opens no connection)."""
+    return ChargebeeGateway(
+        api_key=conf.get("CHARGEBEE_API_KEY"),
+        site=conf.get("CHARGEBEE_SITE"),
+        base_url=conf.get("CHARGEBEE_API_BASE_URL"),
+        connect_timeout=conf.get("CHARGEBEE_CONNECT_TIMEOUT"),
+        read_timeout=conf.get("CHARGEBEE_READ_TIMEOUT"),
+        max_retries=conf.get("CHARGEBEE_MAX_RETRIES"),
+        backoff=conf.get("CHARGEBEE_RETRY_BACKOFF"),
+    )

@@ -1,0 +1,75 @@
+"""Scalekit webhook events: validate the envelope, then map each type to a provisioning step."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from .deliveries import Ignored
+from .provisioning import OrganizationDeleted, apply_organization, delete_organization
+
+ORGANIZATION_EVENTS = ("organization.created", "organization.updated", "organization.deleted")
+
+
+class MalformedEvent(ValueError):
+    """The body is not a Scalekit event orgbilling can record."""
+
+
+def parse_event(body: bytes) -> dict:
+    """Decode and check a delivery body; raise ``MalformedEvent`` with a short reason."""
+    try:
+        event = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedEvent("body is not UTF-8 JSON") from None
+    if not isinstance(event, dict):
+        raise MalformedEvent("body is not a JSON object")
+    for key in ("id", "type"):
+        if not isinstance(event.get(key), str) or not event[key].strip() or len(event[key]) > 255:
+            raise MalformedEvent(f"event {key} is missing or not a short string")
+    if event["type"] in ORGANIZATION_EVENTS:
+        data = event.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"].strip():
+            raise MalformedEvent("organization event without data.id")
+        if len(data["id"]) > 50:
+            raise MalformedEvent("organization id is longer than 50 characters")
+        for key in ("display_name", "external_id", "update_time", "deleted_at"):
+            if data.get(key) is not None and (not isinstance(data[key], str) or len(data[key]) > 255):
+                raise MalformedEvent(f"data.{key} is not a string of at most 255 characters")
+        for key in ("update_time", "deleted_at"):
+            if data.get(key):
+                _timestamp(data[key])
+    return event
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedEvent(f"{value!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise MalformedEvent(f"{value!r} has no time zone")
+    return parsed
+
+
+def handle_event(event: dict) -> None:
+    """Apply one recorded Scalekit event (called by ``deliveries.process_delivery``)."""
+    kind = event["type"]
+    if kind not in ORGANIZATION_EVENTS:
+        raise Ignored(f"event type {kind} is not used by orgbilling")
+    data = event["data"]
+    if kind == "organization.deleted":
+        delete_organization(data["id"], _timestamp(data.get("deleted_at")))
+        return
+    try:
+        applied = apply_organization(
+            data["id"],
+            display_name=data.get("display_name") or "",
+            external_id=data.get("external_id") or "",
+            update_time=_timestamp(data.get("update_time")),
+        )
+    except OrganizationDeleted as exc:
+        raise Ignored(str(exc)) from None
+    if not applied:
+        raise Ignored("stale: an organization snapshot at least as new was already applied")

@@ -1,0 +1,90 @@
+"""Webhook endpoints. Thin: authenticate, validate, record, process, answer.
+
+Status codes, for both vendors:
+
+* 200 processed, ignored, or already handled (a duplicate);
+* 400 malformed body (nothing written);
+* 401 missing or wrong signature / credentials (nothing written);
+* 413 body over ``ORGBILLING_WEBHOOK_MAX_BYTES`` (nothing written);
+* 503 the endpoint's secrets are not configured (the vendor retries later);
+* 500 processing failed: the delivery is kept as failed and the vendor's retry
+  (or a replay) processes it again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from . import conf, deliveries, scalekit_events, scalekit_signature
+from .models import WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+    def response(self) -> JsonResponse:
+        response = JsonResponse({"error": self.message}, status=self.status)
+        for key, value in self.headers.items():
+            response[key] = value
+        return response
+
+
+def read_body(request: HttpRequest) -> bytes:
+    """The raw body, refusing anything over the size limit before reading it all."""
+    limit = conf.get("ORGBILLING_WEBHOOK_MAX_BYTES")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise Rejected(400, "invalid Content-Length") from None
+    if declared > limit:
+        raise Rejected(413, "body too large")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise Rejected(413, "body too large") from None
+    if len(body) > limit:
+        raise Rejected(413, "body too large")
+    return body
+
+
+def record_and_process(vendor: str, event_id: str, event_type: str, body: bytes) -> JsonResponse:
+    delivery = deliveries.record_delivery(vendor, event_id, event_type, body.decode("utf-8"))
+    outcome = deliveries.process_delivery(delivery.pk)
+    logger.info("webhook %s %s %s -> %s", vendor, event_type, event_id, outcome.status)
+    status = 500 if outcome.failed else 200
+    return JsonResponse(
+        {"eventId": event_id, "status": outcome.status, "duplicate": outcome.already_done}, status=status
+    )
+
+
+@csrf_exempt
+@require_POST
+def scalekit_webhook(request: HttpRequest) -> JsonResponse:
+    """Scalekit organization events (Standard Webhooks signatures); status codes in the module docstring."""
+    try:
+        secrets = conf.get_list("SCALEKIT_WEBHOOK_SECRET")
+        if not secrets:
+            raise Rejected(503, "SCALEKIT_WEBHOOK_SECRET is not configured")
+        body = read_body(request)
+        try:
+            scalekit_signature.verify(
+                secrets, request.headers, body, tolerance=conf.get("ORGBILLING_WEBHOOK_TOLERANCE")
+            )
+        except scalekit_signature.SignatureError as exc:
+            raise Rejected(401, str(exc)) from None
+        try:
+            event = scalekit_events.parse_event(body)
+        except scalekit_events.MalformedEvent as exc:
+            raise Rejected(400, str(exc)) from None
+    except Rejected as rejection:
+        return rejection.response()
+    return record_and_process(WebhookDelivery.Vendor.SCALEKIT, event["id"], event["type"], body)

@@ -1,0 +1,71 @@
+"""Shared fixtures: a live fake Chargebee over real HTTP, vendor samples, signed Scalekit deliveries."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from orgbilling import scalekit_signature
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "vendor-samples"
+SCALEKIT_SECRET = "whsec_dGVzdHNlY3JldA=="  # base64("testsecret"), as in Scalekit's Go SDK tests
+CHARGEBEE_USER, CHARGEBEE_PASSWORD = "cb-hook", "cb-hook-password"
+
+
+def sample(relative: str) -> dict:
+    """A vendor-written payload from ../shared/vendor-samples, parsed."""
+    return json.loads((SAMPLES / relative).read_text())
+
+
+def scalekit_headers(body: bytes, *, secret: str = SCALEKIT_SECRET, msg_id: str = "msg_1", at: int | None = None) -> dict:
+    """Headers (as Django test-client extra kwargs) carrying a valid Standard Webhooks signature."""
+    timestamp = str(int(time.time()) if at is None else at)
+    return {
+        "HTTP_WEBHOOK_ID": msg_id,
+        "HTTP_WEBHOOK_TIMESTAMP": timestamp,
+        "HTTP_WEBHOOK_SIGNATURE": scalekit_signature.sign(secret, msg_id, timestamp, body),
+    }
+
+
+@pytest.fixture(autouse=True)
+def vendor_settings(settings):
+    """Hermetic vendor settings, whatever the developer's .env says."""
+    settings.APP_URL = "http://testserver"
+    settings.SCALEKIT_WEBHOOK_SECRET = SCALEKIT_SECRET
+    settings.CHARGEBEE_SITE = "orgbilling-test"
+    settings.CHARGEBEE_API_KEY = "test_key"
+    settings.CHARGEBEE_API_BASE_URL = "http://127.0.0.1:9/api/v2"  # nothing listens: tests that call Chargebee use the fake
+    settings.CHARGEBEE_PLAN_ITEM_PRICE_ID = "team-plan-USD-monthly"
+    settings.CHARGEBEE_WEBHOOK_USERNAME = CHARGEBEE_USER
+    settings.CHARGEBEE_WEBHOOK_PASSWORD = CHARGEBEE_PASSWORD
+    settings.CHARGEBEE_RETRY_BACKOFF = 0
+    settings.CHARGEBEE_READ_TIMEOUT = 2
+    return settings
+
+
+@pytest.fixture
+def fake_chargebee(settings):
+    """A fake Chargebee API served over real HTTP; the app's settings point at it."""
+    from sandbox.fake_chargebee import FakeChargebee, serve
+
+    fake = FakeChargebee()
+    server = serve(fake)
+    settings.CHARGEBEE_API_BASE_URL = server.url
+    yield fake
+    server.stop()
+
+
+@pytest.fixture
+def post_scalekit(client):
+    """POST a signed Scalekit delivery to the webhook endpoint."""
+
+    def post(payload: dict | bytes, **header_kwargs):
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return client.post(
+            "/api/webhooks/scalekit", body, content_type="application/json", **scalekit_headers(body, **header_kwargs)
+        )
+
+    return post
