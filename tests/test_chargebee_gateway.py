@@ -1,0 +1,72 @@
+"""The Chargebee gateway over real HTTP against the fake: retries, idempotency, meta_data, errors."""
+
+import pytest
+
+from orgbilling.chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
+
+
+@pytest.fixture
+def gateway(fake_chargebee):
+    return get_gateway()
+
+
+def test_meta_data_keeps_its_key_case_and_is_json(gateway, fake_chargebee):
+    gateway.create_customer(customer_id="org_1", company="Acme", meta_data=customer_meta_data("org_1", "sub_x"))
+    [call] = fake_chargebee.calls("POST", "/customers")
+    assert call.params["meta_data"] == '{"organizationId": "org_1", "customerType": "organization", "pendingSubscriptionId": "sub_x"}'
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_retryable_errors_are_retried_a_bounded_number_of_times(gateway, fake_chargebee, settings, status):
+    fake_chargebee.fail_next(100, status=status)
+    with pytest.raises(ChargebeeError) as caught:
+        get_gateway().retrieve_customer("org_1")
+    assert caught.value.http_status == status
+    assert len(fake_chargebee.calls("GET", "/customers/org_1")) == 3  # CHARGEBEE_MAX_RETRIES defaults to 2
+
+
+def test_rate_limit_error_code_is_kept(gateway, fake_chargebee, settings):
+    settings.CHARGEBEE_MAX_RETRIES = 0
+    fake_chargebee.fail_next(1, status=429)
+    with pytest.raises(ChargebeeError) as caught:
+        get_gateway().retrieve_customer("org_1")
+    assert caught.value.api_error_code == "api_request_limit_exceeded"
+
+
+def test_client_errors_are_not_retried(gateway, fake_chargebee):
+    with pytest.raises(ChargebeeError) as caught:
+        gateway.retrieve_customer("org_missing")
+    assert (caught.value.http_status, caught.value.api_error_code) == (404, "resource_not_found")
+    assert len(fake_chargebee.calls("GET", "/customers/org_missing")) == 1
+
+
+def test_post_retries_reuse_one_idempotency_key(gateway, fake_chargebee):
+    fake_chargebee.fail_next(2, status=503, path="/customers")
+    gateway.create_customer(customer_id="org_1", company="Acme", meta_data=customer_meta_data("org_1"))
+    keys = [call.headers.get("chargebee-idempotency-key") for call in fake_chargebee.calls("POST", "/customers")]
+    assert len(keys) == 3 and len(set(keys)) == 1 and keys[0]
+
+
+def test_timeout_becomes_a_clear_error(fake_chargebee, settings):
+    settings.CHARGEBEE_READ_TIMEOUT = 0.3
+    settings.CHARGEBEE_MAX_RETRIES = 1
+    fake_chargebee.fail_next(5, timeout_seconds=1)
+    with pytest.raises(ChargebeeError) as caught:
+        get_gateway().retrieve_customer("org_1")
+    assert caught.value.api_error_code == "timeout" and caught.value.retryable
+    assert len(fake_chargebee.calls("GET", "/customers/org_1")) == 2
+
+
+def test_unreachable_chargebee_is_a_network_error(settings):
+    settings.CHARGEBEE_MAX_RETRIES = 0
+    with pytest.raises(ChargebeeError) as caught:
+        get_gateway().retrieve_customer("org_1")  # conftest points at a closed port
+    assert caught.value.api_error_code == "network_error"
+
+
+def test_iter_subscriptions_pages_by_100(gateway, fake_chargebee):
+    for _ in range(230):
+        fake_chargebee.create_subscription(customer_id="org_1", item_price_id="plan", quantity=1)
+    fake_chargebee.create_subscription(customer_id="org_2", item_price_id="plan", quantity=1)
+    assert len(list(gateway.iter_subscriptions(customer_id="org_1"))) == 230
+    assert len(fake_chargebee.calls("GET", "/subscriptions")) == 3
