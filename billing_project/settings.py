@@ -38,6 +38,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "orgbilling.middleware.BillingContextMiddleware",  # request.billing (Scalekit token or session)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -105,6 +106,10 @@ SCALEKIT_WEBHOOK_SECRET = env("SCALEKIT_WEBHOOK_SECRET", default="")
 SCALEKIT_REDIRECT_URI = env("SCALEKIT_REDIRECT_URI", default=f"{APP_URL}/auth/callback")
 SCALEKIT_COOKIE_ENCRYPTION_SECRET = env("SCALEKIT_COOKIE_ENCRYPTION_SECRET", default="")
 SCALEKIT_COOKIE_SECURE = env.bool("SCALEKIT_COOKIE_SECURE", default=not DEBUG)
+# Read by the Scalekit SDK's login/callback/logout views (orgbilling serves them under /auth/).
+SCALEKIT_LOGIN_PATH = "/auth/login"
+SCALEKIT_POST_LOGIN_REDIRECT = "/billing"
+SCALEKIT_POST_LOGOUT_REDIRECT_URI = env("SCALEKIT_POST_LOGOUT_REDIRECT_URI", default=f"{APP_URL}/billing")
 
 CHARGEBEE_SITE = env("CHARGEBEE_SITE", default="")
 CHARGEBEE_API_KEY = env("CHARGEBEE_API_KEY", default="")

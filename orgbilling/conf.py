@@ -37,6 +37,30 @@ DEFAULTS: dict[str, Any] = {
     "ORGBILLING_WEBHOOK_MAX_BYTES": 1024 * 1024,
     # Scalekit's tolerance for webhook timestamps, in seconds, both ways.
     "ORGBILLING_WEBHOOK_TOLERANCE": 300,
+    # --- Sign-in (orgbilling.scalekit_auth, orgbilling.middleware)
+    # The SDK's session cookie name (scalekit.middleware.session_manager.DEFAULT_COOKIE_NAME).
+    "SCALEKIT_COOKIE_NAME": "sk_session",
+    # Expected access-token `iss` and `aud`; empty means SCALEKIT_ENV_URL and SCALEKIT_CLIENT_ID.
+    "ORGBILLING_TOKEN_ISSUER": "",
+    "ORGBILLING_TOKEN_AUDIENCE": "",
+    # Seconds the JWKS is kept before it is fetched again, and the shortest gap between
+    # two extra fetches triggered by tokens naming an unknown key id (key rotation).
+    "ORGBILLING_JWKS_CACHE_SECONDS": 300,
+    "ORGBILLING_JWKS_REFETCH_COOLDOWN": 30,
+    # Path prefixes that never look at tokens or cookies (vendor webhooks authenticate themselves).
+    "ORGBILLING_AUTH_EXEMPT_PATHS": ["/api/webhooks/"],
+    # --- Authorization (orgbilling.authorization)
+    # Holders of any of these Scalekit roles or permissions may change billing.
+    "ORGBILLING_BILLING_MANAGER_ROLES": ["admin"],
+    "ORGBILLING_BILLING_MANAGER_PERMISSIONS": [],
+    # Dotted path to hook(context, reference_id, action) that may deny more; empty for none.
+    "ORGBILLING_AUTHORIZATION_HOOK": "",
+    # Chargebee-calling actions allowed per organization ("N/second|minute|hour|day"; empty: none),
+    # counted in this Django cache (use a shared one when running several processes).
+    "ORGBILLING_THROTTLE_RATE": "10/minute",
+    "ORGBILLING_THROTTLE_CACHE": "default",
+    # --- Plans (orgbilling.plans): a list of dicts; None offers CHARGEBEE_PLAN_ITEM_PRICE_ID alone.
+    "ORGBILLING_PLANS": None,
 }
 
 

@@ -69,3 +69,22 @@ def post_scalekit(client):
         )
 
     return post
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Throttle counters live in the Django cache: every test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def scalekit(settings):
+    """A stand-in Scalekit environment: live JWKS server, token minting, the SDK's test client."""
+    from tests.scalekit_support import ScalekitStub
+
+    stub = ScalekitStub()
+    stub.configure(settings)
+    yield stub
+    stub.stop()

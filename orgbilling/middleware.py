@@ -1,0 +1,109 @@
+"""Attach ``request.billing``: who is signed in, for which organization.
+
+Like Django's ``AuthenticationMiddleware`` it adds one attribute and decides
+nothing: views and services refuse what they must. ``request.billing`` is a
+``BillingContext``, or None when the request carries no valid Scalekit token.
+
+* ``Authorization: Bearer`` (API clients) is used alone: a request that sends
+  the header is never authenticated by a cookie it may also carry, so a
+  front end cannot be confused into acting with the browser's session.
+* Otherwise the Scalekit SDK's session cookie is read (and refreshed) by the
+  SDK's middleware, and the access token inside it is validated the same way.
+* Webhook and static paths are not looked at: the SDK client is never built
+  for them, and a vendor's Basic Auth header is not mistaken for sign-in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from . import conf, scalekit_auth
+from .models import Organization
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BillingContext:
+    """The signed-in user as billing sees them; ``organization_id`` is empty without ``oid``."""
+
+    user_id: str
+    organization_id: str
+    roles: tuple[str, ...]
+    permissions: tuple[str, ...]
+    email: str
+    organization: Organization | None
+    bearer: bool  # authenticated by an Authorization header (no CSRF token needed)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
+def context_from_claims(claims: dict[str, Any], *, email: str = "", bearer: bool) -> BillingContext | None:
+    """Build the context from validated claims, creating the organization on first sight.
+
+    An organization whose Scalekit webhook never arrived still gets a row (no
+    Chargebee call: its customer is created at checkout), so it can subscribe.
+    """
+    user_id, organization_id = claims.get("sub"), claims.get("oid") or ""
+    if not isinstance(user_id, str) or not user_id or not isinstance(organization_id, str):
+        return None
+    if len(organization_id) > 50:  # longer than a Chargebee customer id can be
+        return None
+    organization = Organization.objects.get_or_create(id=organization_id)[0] if organization_id else None
+    return BillingContext(
+        user_id=user_id,
+        organization_id=organization_id,
+        roles=_strings(claims.get("roles")),
+        permissions=_strings(claims.get("permissions")),
+        email=email,
+        organization=organization,
+        bearer=bearer,
+    )
+
+
+def _exempt(request: HttpRequest) -> bool:
+    static_url = settings.STATIC_URL or ""
+    if static_url.startswith("/") and request.path.startswith(static_url):
+        return True
+    return any(request.path_info.startswith(prefix) for prefix in conf.get_list("ORGBILLING_AUTH_EXEMPT_PATHS"))
+
+
+class BillingContextMiddleware:
+    """Set ``request.billing`` on every request; see the module docstring for the order of sources."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.with_session = scalekit_auth.session_middleware(self._from_session)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.billing = None
+        if _exempt(request):
+            return self.get_response(request)
+        header = request.headers.get("Authorization")
+        if header is not None:
+            try:
+                claims = scalekit_auth.validate_access_token(scalekit_auth.bearer_token(header))
+            except scalekit_auth.InvalidToken as exc:
+                logger.info("bearer token refused: %s", exc)
+            else:
+                request.billing = context_from_claims(claims, bearer=True)
+            return self.get_response(request)
+        if scalekit_auth.has_session_cookie(request):
+            return self.with_session(request)
+        return self.get_response(request)
+
+    def _from_session(self, request: HttpRequest) -> HttpResponse:
+        try:
+            claims, email = scalekit_auth.session_identity(request)
+        except scalekit_auth.InvalidToken as exc:
+            logger.info("session token refused: %s", exc)
+        else:
+            request.billing = context_from_claims(claims, email=email, bearer=False)
+        return self.get_response(request)
