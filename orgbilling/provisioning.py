@@ -17,11 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
-from .models import Organization, Subscription
+from .chargebee_snapshot import CLOSED_STATUSES, meta_value
+from .models import Organization
+from .subscription_sync import apply_subscription, cancel_local_subscriptions
 
 logger = logging.getLogger(__name__)
-
-CLOSED_STATUSES = ("cancelled", "transferred")
 
 
 class OrganizationDeleted(Exception):
@@ -34,12 +34,6 @@ def _lock(organization_id: str, **defaults) -> tuple[Organization, bool]:
     return Organization.objects.select_for_update().get(pk=organization_id), created
 
 
-def _meta_value(meta: dict | None, key: str) -> str | None:
-    """Read a meta_data key whatever its case (other tools lowercase them)."""
-    wanted = key.lower()
-    return next((v for k, v in (meta or {}).items() if k.lower() == wanted), None)
-
-
 def _create_customer(org: Organization) -> str:
     gateway = get_gateway()
     meta = customer_meta_data(org.id)
@@ -50,7 +44,7 @@ def _create_customer(org: Organization) -> str:
             raise
     # A customer with our id exists: adopt it only if it says it is ours.
     existing = gateway.retrieve_customer(org.id)
-    if _meta_value(existing.get("meta_data"), "organizationId") not in (None, org.id):
+    if meta_value(existing.get("meta_data"), "organizationId") not in (None, org.id):
         raise ChargebeeError(f"customer {org.id} belongs to another organization", api_error_code="id_conflict")
     gateway.update_customer(org.id, company=org.display_name or org.id, meta_data=meta)
     logger.info("adopted existing Chargebee customer %s", org.id)
@@ -109,7 +103,10 @@ def delete_organization(organization_id: str, deleted_at: datetime | None = None
 
     Runs in one transaction: if Chargebee fails midway nothing local changes
     and the caller retries; subscriptions already cancelled are skipped, so
-    a retry finishes the job. Returns how many subscriptions were cancelled.
+    a retry finishes the job. Every snapshot Chargebee returns goes through
+    ``apply_subscription`` (so the cancellation signals fire once, and the
+    webhooks that follow are stale); local rows Chargebee did not list are
+    cancelled too. Returns how many subscriptions were cancelled.
     """
     with transaction.atomic():
         org, _ = _lock(organization_id)
@@ -120,12 +117,10 @@ def delete_organization(organization_id: str, deleted_at: datetime | None = None
         for entry in gateway.iter_subscriptions(customer_id=customer_id):
             subscription = entry["subscription"]
             if subscription.get("status") not in CLOSED_STATUSES:
-                gateway.cancel_subscription_now(subscription["id"])
+                subscription = gateway.cancel_subscription_now(subscription["id"])
                 cancelled += 1
-        now = timezone.now()
-        org.deleted_at = org.deleted_at or deleted_at or now
+            apply_subscription(subscription, entry.get("customer"))
+        org.deleted_at = org.deleted_at or deleted_at or timezone.now()
         org.save()
-        org.subscriptions.exclude(status__in=CLOSED_STATUSES).update(
-            status=Subscription.Status.CANCELLED, cancelled_at=now, cancel_at_period_end=False, updated_at=now
-        )
+        cancel_local_subscriptions(org)
         return cancelled
