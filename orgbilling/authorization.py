@@ -78,7 +78,8 @@ def authorize_reference(context: BillingContext | None, reference_id: str, actio
     return organization
 
 
-def _rate() -> tuple[int, int] | None:
+def throttle_rate() -> tuple[int, int] | None:
+    """``ORGBILLING_THROTTLE_RATE`` as (actions, period in seconds); None when throttling is off."""
     rate = conf.get("ORGBILLING_THROTTLE_RATE")
     if not rate:
         return None
@@ -98,7 +99,7 @@ def throttle(organization_id: str) -> None:
     ``ORGBILLING_THROTTLE_CACHE``: cheap, and shared between processes when
     that cache is (the default local-memory cache counts per process).
     """
-    rate = _rate()
+    rate = throttle_rate()
     if rate is None:
         return
     limit, period = rate

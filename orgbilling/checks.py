@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
 from .scalekit_signature import InvalidSecret, decode_secret
@@ -108,4 +109,36 @@ def check_chargebee(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 "Set it to the item price id of your plan in Chargebee (Product Catalog 2.0).",
             )
         )
+    return problems
+
+
+@checks.register()
+def check_sign_in(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Settings that sign-in, the billing pages and checkout read only when a user comes by."""
+    from .authorization import throttle_rate
+    from .plans import catalog
+
+    problems = []
+    if not conf.get("SCALEKIT_COOKIE_ENCRYPTION_SECRET"):
+        problems.append(
+            _message(
+                7,
+                "SCALEKIT_COOKIE_ENCRYPTION_SECRET is empty: nobody can sign in with a browser.",
+                'Generate one (python -c "import secrets; print(secrets.token_urlsafe(32))") and use the same '
+                "value on every server.",
+            )
+        )
+    if "orgbilling.middleware.BillingContextMiddleware" not in settings.MIDDLEWARE:
+        problems.append(
+            _message(
+                8,
+                "orgbilling.middleware.BillingContextMiddleware is not in MIDDLEWARE: billing sees nobody signed in.",
+                "Add it after django.contrib.auth.middleware.AuthenticationMiddleware.",
+            )
+        )
+    for number, read in ((9, catalog), (10, throttle_rate)):
+        try:
+            read()
+        except ImproperlyConfigured as exc:
+            problems.append(_message(number, str(exc), "See the setting's description in orgbilling/conf.py."))
     return problems

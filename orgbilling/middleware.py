@@ -16,6 +16,7 @@ nothing: views and services refuse what they must. ``request.billing`` is a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,7 @@ def _exempt(request: HttpRequest) -> bool:
 class BillingContextMiddleware:
     """Set ``request.billing`` on every request; see the module docstring for the order of sources."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
         self.with_session = scalekit_auth.session_middleware(self._from_session)
 

@@ -20,12 +20,13 @@ an AES-GCM encrypted session cookie). What is added here, and why:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 import jwt
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
@@ -95,10 +96,11 @@ def bearer_token(header: str) -> str:
 
 
 def has_session_cookie(request: HttpRequest) -> bool:
-    return bool(request.COOKIES.get(conf.get("SCALEKIT_COOKIE_NAME")))
+    """Whether the SDK's cookie came along; without an encryption secret no session can exist."""
+    return bool(conf.get("SCALEKIT_COOKIE_ENCRYPTION_SECRET") and request.COOKIES.get(conf.get("SCALEKIT_COOKIE_NAME")))
 
 
-def session_middleware(get_response):
+def session_middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
     """The SDK's middleware (cookie check and transparent refresh) around ``get_response``.
 
     Its client is built on the first request that reaches it, not here.

@@ -39,6 +39,7 @@ def vendor_settings(settings):
     settings.CHARGEBEE_API_KEY = "test_key"
     settings.CHARGEBEE_API_BASE_URL = "http://127.0.0.1:9/api/v2"  # nothing listens: tests that call Chargebee use the fake
     settings.CHARGEBEE_PLAN_ITEM_PRICE_ID = "team-plan-USD-monthly"
+    settings.ORGBILLING_PLANS = None  # the default catalog: that one plan
     settings.CHARGEBEE_WEBHOOK_USERNAME = CHARGEBEE_USER
     settings.CHARGEBEE_WEBHOOK_PASSWORD = CHARGEBEE_PASSWORD
     settings.CHARGEBEE_RETRY_BACKOFF = 0
