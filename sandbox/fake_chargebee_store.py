@@ -423,8 +423,8 @@ class ChargebeeState:
             event_type = "subscription_cancellation_scheduled" if end_of_term else "subscription_cancelled"
             return self._save_change(events, sub, event_type, source)
 
-    def change_seats(self, sub_id: str, quantity: int) -> Body:
-        """Set the plan item's quantity, as a seat change made in the admin console."""
+    def change_seats(self, sub_id: str, quantity: int, source: str = "admin_console") -> Body:
+        """Set the plan item's quantity, as a seat change made in the admin console (or `source`)."""
         if quantity < 1:
             raise param_wrong_value("quantity", "cannot be less than 1")
         with self._changes() as events:
@@ -432,7 +432,7 @@ class ChargebeeState:
             items = sub["subscription_items"]
             index = next((i for i, item in enumerate(items) if item["item_type"] == "plan"), 0)
             items[index] = priced(dict(items[index], quantity=quantity))
-            return self._save_change(events, sub, "subscription_changed", "admin_console")
+            return self._save_change(events, sub, "subscription_changed", source)
 
     def end_trial(self, sub_id: str) -> Body:
         """Move an in_trial subscription to active now, as Chargebee's scheduler does at trial end."""
