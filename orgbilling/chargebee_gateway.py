@@ -184,6 +184,11 @@ class ChargebeeGateway:
         )
         return result.subscription.raw_data
 
+    # -- events --------------------------------------------------------------
+    def retrieve_event(self, event_id: str) -> dict:
+        """The event as Chargebee stores it (the envelope and its ``content`` as plain dicts)."""
+        return self._call("event.retrieve", self.client.Event.retrieve, event_id).event.raw_data
+
 
 def _retry_after(exc: Exception) -> float:
     headers = getattr(exc, "http_headers", None) or {}

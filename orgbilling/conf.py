@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "ORGBILLING_WEBHOOK_MAX_BYTES": 1024 * 1024,
     # Scalekit's tolerance for webhook timestamps, in seconds, both ways.
     "ORGBILLING_WEBHOOK_TOLERANCE": 300,
+    # Re-read each Chargebee event from the API before applying it (one call per webhook), for
+    # deployments that do not trust Basic Auth alone. Off: a webhook costs no Chargebee call.
+    "ORGBILLING_CHARGEBEE_STRICT_WEBHOOKS": False,
     # --- Sign-in (orgbilling.scalekit_auth, orgbilling.middleware)
     # The SDK's session cookie name (scalekit.middleware.session_manager.DEFAULT_COOKIE_NAME).
     "SCALEKIT_COOKIE_NAME": "sk_session",

@@ -37,6 +37,7 @@ class Ignored(Exception):
 # The function that applies one vendor's event payload (imported lazily: they import this module).
 HANDLERS = {
     WebhookDelivery.Vendor.SCALEKIT: "orgbilling.scalekit_events.handle_event",
+    WebhookDelivery.Vendor.CHARGEBEE: "orgbilling.chargebee_events.handle_event",
 }
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from .deliveries import Ignored
+from .event_envelope import decode, envelope
 from .provisioning import OrganizationDeleted, apply_organization, delete_organization
 
 ORGANIZATION_EVENTS = ("organization.created", "organization.updated", "organization.deleted")
@@ -17,15 +17,7 @@ class MalformedEvent(ValueError):
 
 def parse_event(body: bytes) -> dict:
     """Decode and check a delivery body; raise ``MalformedEvent`` with a short reason."""
-    try:
-        event = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedEvent("body is not UTF-8 JSON") from None
-    if not isinstance(event, dict):
-        raise MalformedEvent("body is not a JSON object")
-    for key in ("id", "type"):
-        if not isinstance(event.get(key), str) or not event[key].strip() or len(event[key]) > 255:
-            raise MalformedEvent(f"event {key} is missing or not a short string")
+    event = envelope(decode(body, MalformedEvent), ("id", "type"), MalformedEvent)
     if event["type"] in ORGANIZATION_EVENTS:
         data = event.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"].strip():

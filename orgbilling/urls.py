@@ -8,4 +8,5 @@ app_name = "orgbilling"
 
 urlpatterns = [
     path("api/webhooks/scalekit", webhook_views.scalekit_webhook, name="scalekit-webhook"),
+    path("api/webhooks/chargebee", webhook_views.chargebee_webhook, name="chargebee-webhook"),
 ]

@@ -13,14 +13,18 @@ Status codes, for both vendors:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import conf, deliveries, scalekit_events, scalekit_signature
+from . import chargebee_events, conf, deliveries, scalekit_events, scalekit_signature
 from .models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -56,6 +60,14 @@ def read_body(request: HttpRequest) -> bytes:
     return body
 
 
+def parsed(parse: Callable[[bytes], dict], body: bytes) -> dict:
+    """Run a vendor's body parser; its ``MalformedEvent`` (a ValueError) becomes a 400."""
+    try:
+        return parse(body)
+    except ValueError as exc:
+        raise Rejected(400, str(exc)) from None
+
+
 def record_and_process(vendor: str, event_id: str, event_type: str, body: bytes) -> JsonResponse:
     delivery = deliveries.record_delivery(vendor, event_id, event_type, body.decode("utf-8"))
     outcome = deliveries.process_delivery(delivery.pk)
@@ -81,10 +93,48 @@ def scalekit_webhook(request: HttpRequest) -> JsonResponse:
             )
         except scalekit_signature.SignatureError as exc:
             raise Rejected(401, str(exc)) from None
-        try:
-            event = scalekit_events.parse_event(body)
-        except scalekit_events.MalformedEvent as exc:
-            raise Rejected(400, str(exc)) from None
+        event = parsed(scalekit_events.parse_event, body)
     except Rejected as rejection:
         return rejection.response()
     return record_and_process(WebhookDelivery.Vendor.SCALEKIT, event["id"], event["type"], body)
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+def _check_basic_auth(request: HttpRequest) -> None:
+    """Accept any configured username with any configured password, so either can be rotated.
+
+    Every candidate is compared, in constant time, whatever matched before.
+    """
+    usernames = conf.get_list("CHARGEBEE_WEBHOOK_USERNAME")
+    passwords = conf.get_list("CHARGEBEE_WEBHOOK_PASSWORD")
+    if not usernames or not passwords:
+        raise Rejected(503, "CHARGEBEE_WEBHOOK_USERNAME and CHARGEBEE_WEBHOOK_PASSWORD are not configured")
+    username, password = _basic_credentials(request.headers.get("Authorization", "")) or ("", "")
+    username_ok = [constant_time_compare(username, candidate) for candidate in usernames]
+    password_ok = [constant_time_compare(password, candidate) for candidate in passwords]
+    if not (any(username_ok) and any(password_ok)):
+        raise Rejected(401, "missing or wrong Basic Auth credentials", {"WWW-Authenticate": 'Basic realm="orgbilling"'})
+
+
+@csrf_exempt
+@require_POST
+def chargebee_webhook(request: HttpRequest) -> JsonResponse:
+    """Chargebee events (HTTP Basic Auth, checked before the body is read); status codes in the module docstring."""
+    try:
+        _check_basic_auth(request)
+        body = read_body(request)
+        event = parsed(chargebee_events.parse_event, body)
+    except Rejected as rejection:
+        return rejection.response()
+    return record_and_process(WebhookDelivery.Vendor.CHARGEBEE, event["id"], event["event_type"], body)
