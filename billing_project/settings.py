@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from sandbox import settings_overlay
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -29,6 +31,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "orgbilling",
+    "sandbox",  # fake vendors; serves nothing unless SANDBOX_ENABLED
 ]
 
 MIDDLEWARE = [
@@ -118,3 +121,18 @@ CHARGEBEE_PLAN_ITEM_PRICE_ID = env("CHARGEBEE_PLAN_ITEM_PRICE_ID", default="")
 CHARGEBEE_GATEWAY_ACCOUNT_ID = env("CHARGEBEE_GATEWAY_ACCOUNT_ID", default="")
 CHARGEBEE_WEBHOOK_USERNAME = env("CHARGEBEE_WEBHOOK_USERNAME", default="")
 CHARGEBEE_WEBHOOK_PASSWORD = env("CHARGEBEE_WEBHOOK_PASSWORD", default="")
+
+# --- Sandbox -------------------------------------------------------------
+# Fake Scalekit and Chargebee served by this same server under /sandbox/. On by
+# default when no vendor credentials are configured; it then replaces every
+# vendor setting above with its own (secrets kept in SANDBOX_DIR, gitignored).
+# Refused by system check sandbox.E001 when DEBUG is off.
+SANDBOX_ENABLED = env.bool("SANDBOX", default=settings_overlay.default_enabled())
+if SANDBOX_ENABLED:
+    globals().update(
+        settings_overlay.vendor_settings(APP_URL, Path(env("SANDBOX_DIR", default=str(BASE_DIR / "var" / "sandbox"))))
+    )
+    # Seconds before the fake Chargebee and Scalekit send a webhook (adjustable on /sandbox/).
+    SANDBOX_WEBHOOK_DELAY = env.float("SANDBOX_WEBHOOK_DELAY", default=1.0)
+    SANDBOX_WEBHOOK_DUPLICATE = env.bool("SANDBOX_WEBHOOK_DUPLICATE", default=False)
+    SANDBOX_WEBHOOK_OUT_OF_ORDER = env.bool("SANDBOX_WEBHOOK_OUT_OF_ORDER", default=False)

@@ -1,0 +1,23 @@
+"""Sandbox routes, mounted at /sandbox/ by billing_project/urls.py when SANDBOX_ENABLED."""
+
+from django.urls import path, re_path
+
+from sandbox import chargebee_views, console_views, scalekit_views
+
+app_name = "sandbox"
+
+urlpatterns = [
+    path("", console_views.index, name="index"),
+    path("knobs", console_views.knobs, name="knobs"),
+    path("faults", console_views.faults, name="faults"),
+    # Fake Scalekit: SCALEKIT_ENV_URL is /sandbox/scalekit.
+    path("scalekit/organizations", console_views.organization_list, name="organizations"),
+    path("scalekit/oauth/authorize", scalekit_views.authorize, name="scalekit-authorize"),
+    path("scalekit/oauth/token", scalekit_views.token, name="scalekit-token"),
+    path("scalekit/keys", scalekit_views.keys, name="scalekit-keys"),
+    path("scalekit/oidc/logout", scalekit_views.logout, name="scalekit-logout"),
+    # Fake Chargebee: CHARGEBEE_API_BASE_URL is /sandbox/chargebee/api/v2; the site's pages beside it.
+    re_path(r"^chargebee/api/v2(?P<rest>/.*)?$", chargebee_views.api, name="chargebee-api"),
+    path("chargebee/pages/v3/<str:page_id>/", chargebee_views.checkout, name="chargebee-checkout"),
+    path("chargebee/portal/v2/access/<str:token>", chargebee_views.portal, name="chargebee-portal"),
+]
