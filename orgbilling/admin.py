@@ -9,7 +9,9 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from . import conf
+from .chargebee_gateway import ChargebeeError
 from .models import Organization, Subscription, WebhookDelivery
+from .reconcile import sync_subscriptions
 from .replay import replay
 
 REPLAY_PERMISSION = "orgbilling.replay_webhookdelivery"
@@ -58,6 +60,23 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_filter = (("deleted_at", admin.EmptyFieldListFilter),)
     readonly_fields = ("customer_link", "scalekit_update_time", "created_at", "updated_at")
     inlines = [SubscriptionInline]
+    actions = ["resync_from_chargebee"]
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm(REPLAY_PERMISSION)
+
+    @admin.action(description="Resync from Chargebee", permissions=["replay"])
+    def resync_from_chargebee(self, request, queryset):
+        def run(selected):
+            for organization in selected:
+                try:
+                    summary = sync_subscriptions(organization=organization)
+                except ChargebeeError as exc:
+                    self.message_user(request, f"{organization}: {exc}", messages.ERROR)
+                else:
+                    self.message_user(request, f"{organization}: {summary}", messages.SUCCESS)
+
+        return confirm_then(request, queryset, title="Resync from Chargebee?", action="resync_from_chargebee", run=run)
 
     @admin.display(description="Chargebee customer", ordering="chargebee_customer_id")
     def customer_link(self, obj: Organization) -> str:
