@@ -189,6 +189,77 @@ class ChargebeeGateway:
         """The event as Chargebee stores it (the envelope and its ``content`` as plain dicts)."""
         return self._call("event.retrieve", self.client.Event.retrieve, event_id).event.raw_data
 
+    # -- hosted pages and portal -------------------------------------------
+    def checkout_new_for_items(
+        self,
+        *,
+        customer_id: str,
+        subscription_id: str,
+        item_price_id: str,
+        quantity: int,
+        redirect_url: str,
+        cancel_url: str,
+        trial_end: int | None = None,
+        gateway_account_id: str = "",
+    ) -> dict:
+        """A hosted checkout page creating subscription ``subscription_id``; ``trial_end`` 0 means no trial."""
+        subscription: dict[str, Any] = {"id": subscription_id}
+        if trial_end is not None:
+            subscription["trial_end"] = trial_end
+        params = _page_params(subscription, item_price_id, quantity, redirect_url, cancel_url, gateway_account_id)
+        params["customer"] = {"id": customer_id}
+        method = self.client.HostedPage.checkout_new_for_items
+        return self._call("hosted_page.checkout_new", method, params, post=True).hosted_page.raw_data
+
+    def checkout_existing_for_items(
+        self,
+        *,
+        subscription_id: str,
+        item_price_id: str,
+        quantity: int,
+        redirect_url: str,
+        cancel_url: str,
+        gateway_account_id: str = "",
+    ) -> dict:
+        """A hosted page changing the plan (it replaces the current plan item) or seats of a subscription."""
+        subscription = {"id": subscription_id}
+        params = _page_params(subscription, item_price_id, quantity, redirect_url, cancel_url, gateway_account_id)
+        method = self.client.HostedPage.checkout_existing_for_items
+        return self._call("hosted_page.checkout_existing", method, params, post=True).hosted_page.raw_data
+
+    def retrieve_hosted_page(self, page_id: str) -> dict:
+        return self._call("hosted_page.retrieve", self.client.HostedPage.retrieve, page_id).hosted_page.raw_data
+
+    def acknowledge_hosted_page(self, page_id: str) -> dict:
+        result = self._call("hosted_page.acknowledge", self.client.HostedPage.acknowledge, page_id, post=True)
+        return result.hosted_page.raw_data
+
+    def create_portal_session(self, *, customer_id: str, redirect_url: str) -> dict:
+        """A single-use portal session; its ``access_url`` must be used at once, never stored."""
+        params = {"customer": {"id": customer_id}, "redirect_url": redirect_url}
+        result = self._call("portal_session.create", self.client.PortalSession.create, params, post=True)
+        return result.portal_session.raw_data
+
+
+def _page_params(
+    subscription: dict[str, Any],
+    item_price_id: str,
+    quantity: int,
+    redirect_url: str,
+    cancel_url: str,
+    gateway_account_id: str,
+) -> dict[str, Any]:
+    """What both checkout pages send: one plan item, where to come back, and the gateway when one is set."""
+    params: dict[str, Any] = {
+        "subscription": subscription,
+        "subscription_items": [{"item_price_id": item_price_id, "quantity": quantity}],
+        "redirect_url": redirect_url,
+        "cancel_url": cancel_url,
+    }
+    if gateway_account_id:
+        params["card"] = {"gateway_account_id": gateway_account_id}
+    return params
+
 
 def _retry_after(exc: Exception) -> float:
     headers = getattr(exc, "http_headers", None) or {}
