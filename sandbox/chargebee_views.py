@@ -14,7 +14,6 @@ import io
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -22,7 +21,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from sandbox import runtime
+from sandbox import outbound, runtime
 from sandbox.fake_chargebee_store import ChargebeeApiError
 
 PORTAL_ACTIONS = ("seats", "cancel_now", "cancel_end", "return")
@@ -47,10 +46,6 @@ def api(request: HttpRequest, rest: str = "") -> HttpResponse:
 
 def _error(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
     return render(request, "sandbox/error.html", {"vendor": "Chargebee", "message": message}, status=status)
-
-
-def _with_query(url: str, **params: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
 
 def money(cents: int) -> str:
@@ -107,7 +102,7 @@ def checkout(request: HttpRequest, page_id: str) -> HttpResponse:
             return render(request, "sandbox/checkout.html", context, status=400)
         if not order.get("redirect_url"):
             return _error(request, "Payment successful. You can close this page.", 200)
-        return HttpResponseRedirect(_with_query(order["redirect_url"], id=page_id, state="succeeded"))
+        return HttpResponseRedirect(outbound.with_query(order["redirect_url"], id=page_id, state="succeeded"))
     return render(request, "sandbox/checkout.html", context)
 
 

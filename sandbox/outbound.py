@@ -16,6 +16,7 @@ import json
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 
@@ -28,6 +29,14 @@ ORGANIZATION_EVENT_NAMES = {
     "organization.deleted": "Organization Deleted",
 }
 ORGANIZATION_FIELDS = ("create_time", "deleted_at", "display_name", "external_id", "id", "metadata", "region_code")
+
+
+def with_query(url: str, **params: str) -> str:
+    """``url`` with ``params`` (empty ones left out) appended, as vendors send browsers back to the app."""
+    params = {key: value for key, value in params.items() if value}
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
 
 def _first(value: str | list[str]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 from django.conf import settings
@@ -23,7 +23,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sandbox import runtime
+from sandbox import outbound, runtime
 from sandbox.scalekit_directory import ROLES, DirectoryError
 
 OAUTH_PARAMS = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce")
@@ -33,11 +33,6 @@ def _registered(uri: str) -> bool:
     """Stands in for Scalekit's registered redirect URIs: any URL on the app's own origin."""
     target, app = urlsplit(uri), urlsplit(settings.APP_URL)
     return bool(target.scheme) and (target.scheme, target.netloc) == (app.scheme, app.netloc)
-
-
-def _with_query(uri: str, **params: str) -> str:
-    params = {key: value for key, value in params.items() if value}
-    return f"{uri}{'&' if '?' in uri else '?'}{urlencode(params)}"
 
 
 def _error_page(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
@@ -53,7 +48,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if not _registered(params["redirect_uri"]):
         return _error_page(request, f"redirect_uri {params['redirect_uri']!r} is not registered for this application.")
     if params["response_type"] != "code":
-        return HttpResponseRedirect(_with_query(params["redirect_uri"], error="unsupported_response_type"))
+        return HttpResponseRedirect(outbound.with_query(params["redirect_uri"], error="unsupported_response_type"))
     directory = runtime.directory()
     if request.method == "GET":
         context = {
@@ -65,7 +60,9 @@ def authorize(request: HttpRequest) -> HttpResponse:
         }
         return render(request, "sandbox/authorize.html", context)
     if "cancel" in request.POST:
-        return HttpResponseRedirect(_with_query(params["redirect_uri"], error="access_denied", state=params["state"]))
+        return HttpResponseRedirect(
+            outbound.with_query(params["redirect_uri"], error="access_denied", state=params["state"])
+        )
     try:
         directory.user(request.POST.get("user_id", ""))
         directory.organization(request.POST.get("organization_id", ""))
@@ -83,7 +80,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
             "nonce": params["nonce"],
         }
     )
-    return HttpResponseRedirect(_with_query(params["redirect_uri"], code=code, state=params["state"]))
+    return HttpResponseRedirect(outbound.with_query(params["redirect_uri"], code=code, state=params["state"]))
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> JsonResponse:
@@ -168,4 +165,4 @@ def logout(request: HttpRequest) -> HttpResponse:
             runtime.directory().end_session(sid)
     if not redirect_uri:
         return render(request, "sandbox/error.html", {"vendor": "Scalekit", "message": "You are signed out."})
-    return HttpResponseRedirect(_with_query(redirect_uri, state=request.GET.get("state", "")))
+    return HttpResponseRedirect(outbound.with_query(redirect_uri, state=request.GET.get("state", "")))

@@ -1,0 +1,45 @@
+"""Fixtures for the sandbox tests: sandbox settings in a temp folder, and the project served over real HTTP.
+
+Import the fixtures a test module uses (``from tests.sandbox_support import sandbox, served_app``).
+The app is served by a threaded WSGI server (the fake Chargebee's ``serve``), so the Scalekit SDK,
+PyJWT's key client and the sandbox's webhook sender reach it the way they reach the vendors and the app.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+
+from sandbox import runtime, settings_overlay
+from sandbox.fake_chargebee import serve
+
+
+def use_sandbox(settings, app_url: str, sandbox_dir) -> None:
+    """Point every vendor setting at a sandbox served at ``app_url``, with fresh sandbox objects."""
+    for name, value in settings_overlay.vendor_settings(app_url, sandbox_dir).items():
+        setattr(settings, name, value)
+    settings.APP_URL = app_url
+    settings.SANDBOX_ENABLED = True
+    settings.SANDBOX_WEBHOOK_DELAY = 0
+    settings.ROOT_URLCONF = "tests.sandbox_urls"
+    runtime.reset()
+
+
+@pytest.fixture
+def sandbox(settings, tmp_path):
+    """Sandbox settings for the Django test client (APP_URL http://testserver)."""
+    use_sandbox(settings, "http://testserver", tmp_path / "sandbox")
+    yield settings
+    runtime.reset()
+
+
+@pytest.fixture
+def served_app(settings, tmp_path):
+    """The whole project on a free local port, the sandbox pointing at it; yields its base URL."""
+    server = serve(get_wsgi_application())
+    app_url = f"http://127.0.0.1:{server.port}"
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "testserver"]
+    use_sandbox(settings, app_url, tmp_path / "sandbox")
+    yield app_url
+    runtime.reset()
+    server.stop()
