@@ -47,7 +47,7 @@ def vendor_settings(app_url: str, sandbox_dir: Path) -> dict[str, Any]:
         "SCALEKIT_COOKIE_ENCRYPTION_SECRET": credentials["scalekit_cookie_secret"],
         "SCALEKIT_REDIRECT_URI": f"{app_url}/auth/callback",
         "SCALEKIT_POST_LOGOUT_REDIRECT_URI": f"{app_url}/billing",
-        "CHARGEBEE_SITE": "sandbox",
+        "CHARGEBEE_SITE": "",  # no chargebee.com site: admin links to it would lead nowhere
         "CHARGEBEE_API_KEY": credentials["chargebee_api_key"],
         "CHARGEBEE_API_BASE_URL": f"{app_url}/sandbox/chargebee/api/v2",
         "CHARGEBEE_PLAN_ITEM_PRICE_ID": PLAN_ITEM_PRICE_ID,

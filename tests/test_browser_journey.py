@@ -1,0 +1,207 @@
+"""The whole product in a real browser, against the demo exactly as README command one starts it.
+
+``bin/demo`` runs as a subprocess on a free port with its own SQLite file and
+sandbox folder (not pytest-django's live_server, whose in-memory database is
+shared across threads), and headless Chromium (Debian's package) goes through
+sign-in, checkout, the portal and the Django admin. On failure each open page
+leaves a screenshot and its HTML under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STARTUP_TIMEOUT = 180  # seconds: bin/demo may install requirements first
+TIMEOUT_MS = 15_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Demo:
+    url: str
+    admin_password: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[Demo]:
+    """Run bin/demo; yield its URL, the admin password it printed and its output."""
+    if not os.path.exists(CHROMIUM):
+        missing = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
+        if os.environ.get("CI"):  # CI installs it (.ci/run): missing there is a failure, not a skip
+            pytest.fail(missing)
+        pytest.skip(missing)
+    work = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    vendor_variables = ("SCALEKIT_", "CHARGEBEE_", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    env = {name: value for name, value in os.environ.items() if not name.startswith(vendor_variables)}
+    env.update(
+        PORT=str(port),
+        APP_URL=url,
+        DEBUG="true",
+        SANDBOX="true",
+        SANDBOX_DIR=str(work / "sandbox"),
+        SANDBOX_WEBHOOK_DELAY="0.5",
+        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
+    )
+    log = work / "demo.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            ["bin/demo", "--noreload"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield Demo(url, _wait_until_serving(url, log, server), log)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the whole group: bin/demo and the server it started
+        server.wait(timeout=30)
+
+
+def _wait_until_serving(url: str, log: Path, server: subprocess.Popen) -> str:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"bin/demo exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        printed = re.search(r"user admin\s+password (\S+)", log.read_text())
+        try:
+            if printed and httpx.get(f"{url}/sandbox/", timeout=2).status_code == 200:
+                return printed[1]
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"bin/demo did not serve {url} in {STARTUP_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@contextmanager
+def evidence(name: str, demo: Demo, *pages) -> Iterator[None]:
+    """Keep a screenshot and the HTML of each page, and the server's output, if the block fails."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(demo.log, ARTIFACTS / "demo.log")
+        for number, page in enumerate(pages):
+            stem = ARTIFACTS / f"{name}-{number}"
+            try:
+                page.screenshot(path=f"{stem}.png", full_page=True)
+                Path(f"{stem}.html").write_text(page.content())
+            except playwright_api.Error:
+                pass  # a crashed page has nothing to show; the original failure matters
+        raise
+
+
+def new_page(browser, base_url: str):
+    page = browser.new_context(base_url=base_url).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
+
+
+def sign_in(page, who: str) -> None:
+    """Open billing signed out, and pick the demo identity on the fake Scalekit's sign-in page."""
+    page.goto("/billing")
+    page.get_by_role("button", name=re.compile(f"Sign in as {who}")).click()
+    page.wait_for_url(re.compile(r"/billing$"))
+
+
+def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
+    expect = playwright_api.expect
+    admin = new_page(browser, demo.url)
+    with evidence("1-subscribe", demo, admin):
+        sign_in(admin, "Ada Admin")
+        expect(admin.get_by_role("heading", name="Billing for Acme Corp")).to_be_visible()
+        admin.get_by_label("Seats").fill("3")
+        admin.get_by_role("button", name="Subscribe").click()
+
+        admin.wait_for_url(re.compile(r"/sandbox/chargebee/pages/v3/"))
+        admin.get_by_label("Card number").fill("4000 0000 0000 0002")
+        admin.get_by_role("button", name=re.compile("^Pay")).click()
+        expect(admin.get_by_role("alert")).to_contain_text("Your card was declined")
+        admin.get_by_label("Card number").fill("4111 1111 1111 1111")
+        admin.get_by_role("button", name=re.compile("^Pay")).click()
+
+        # The success route applies the paid checkout itself: the first render already shows it.
+        admin.wait_for_url(re.compile(r"/billing\?success=1$"))
+        facts = admin.locator("dl")
+        expect(facts).to_contain_text("Active", timeout=0)
+        expect(facts).to_contain_text("3", timeout=0)
+
+    with evidence("2-portal", demo, admin):
+        admin.get_by_role("button", name="Manage billing").click()
+        admin.wait_for_url(re.compile(r"/sandbox/chargebee/portal/"))
+        admin.get_by_role("button", name="Cancel at end of term").click()
+        expect(admin.get_by_role("status")).to_contain_text("cancelled at the end of the current term")
+        admin.get_by_role("button", name="Back to the application").click()
+        admin.wait_for_url(re.compile(r"/billing$"))
+        expect(admin.get_by_text(re.compile(r"cancels on \w+"))).to_be_visible(timeout=0)
+
+    member = new_page(browser, demo.url)
+    with evidence("3-member", demo, member):
+        sign_in(member, "Max Member")
+        expect(member.locator("dl")).to_contain_text("Non Renewing")
+        expect(member.get_by_text("Only billing managers of Acme Corp can change its billing.")).to_be_visible()
+        assert member.locator("form[action*='/billing/']").count() == 0
+        assert member.get_by_role("button", name=re.compile("Subscribe|Manage billing|Change")).count() == 0
+
+    staff = new_page(browser, demo.url)
+    with evidence("4-admin", demo, staff):
+        staff.goto("/admin/")
+        staff.get_by_label("Username").fill("admin")
+        staff.get_by_label("Password").fill(demo.admin_password)
+        staff.get_by_role("button", name="Log in").click()
+        staff.goto("/admin/orgbilling/organization/")
+        acme = staff.locator("#result_list tr", has_text="Acme Corp")
+        expect(acme.locator("td.field-customer_link")).to_have_text("org_70000000000000001")
+        staff.goto("/admin/orgbilling/subscription/")
+        subscription = staff.locator("#result_list tbody tr", has_text="Acme Corp")
+        expect(subscription).to_contain_text("Non Renewing")
+        expect(subscription.locator("td.field-seats")).to_have_text("3")
+        staff.goto("/admin/orgbilling/webhookdelivery/")
+        deliveries = staff.locator("#result_list")
+        for event_type in ("organization.created", "subscription_created", "subscription_cancellation_scheduled"):
+            expect(deliveries).to_contain_text(event_type)
