@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from .deliveries import Ignored
 from .event_envelope import decode, envelope
 from .provisioning import OrganizationDeleted, apply_organization, delete_organization
 
+# Scalekit ids look like org_43666332410970707; the id is also the Chargebee customer id, whose charset this is.
+ORGANIZATION_ID = re.compile(r"[A-Za-z0-9_.@-]{1,50}")
 ORGANIZATION_EVENTS = ("organization.created", "organization.updated", "organization.deleted")
 
 
@@ -22,8 +25,8 @@ def parse_event(body: bytes) -> dict:
         data = event.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"].strip():
             raise MalformedEvent("organization event without data.id")
-        if len(data["id"]) > 50:
-            raise MalformedEvent("organization id is longer than 50 characters")
+        if not ORGANIZATION_ID.fullmatch(data["id"]):
+            raise MalformedEvent("organization id must be 1-50 letters, digits or _-.@ (it becomes the customer id)")
         for key in ("display_name", "external_id", "update_time", "deleted_at"):
             if data.get(key) is not None and (not isinstance(data[key], str) or len(data[key]) > 255):
                 raise MalformedEvent(f"data.{key} is not a string of at most 255 characters")

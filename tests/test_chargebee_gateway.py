@@ -13,7 +13,10 @@ def gateway(fake_chargebee):
 def test_meta_data_keeps_its_key_case_and_is_json(gateway, fake_chargebee):
     gateway.create_customer(customer_id="org_1", company="Acme", meta_data=customer_meta_data("org_1", "sub_x"))
     [call] = fake_chargebee.calls("POST", "/customers")
-    assert call.params["meta_data"] == '{"organizationId": "org_1", "customerType": "organization", "pendingSubscriptionId": "sub_x"}'
+    assert (
+        call.params["meta_data"]
+        == '{"organizationId": "org_1", "customerType": "organization", "pendingSubscriptionId": "sub_x"}'
+    )
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])

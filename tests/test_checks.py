@@ -11,12 +11,27 @@ def ids(messages):
 
 def test_nothing_configured_is_only_warnings_in_debug(settings):
     settings.DEBUG = True
-    for name in ("SCALEKIT_ENV_URL", "SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET", "SCALEKIT_WEBHOOK_SECRET",
-                 "CHARGEBEE_SITE", "CHARGEBEE_API_KEY", "CHARGEBEE_API_BASE_URL", "CHARGEBEE_PLAN_ITEM_PRICE_ID",
-                 "CHARGEBEE_WEBHOOK_USERNAME", "CHARGEBEE_WEBHOOK_PASSWORD"):
+    for name in (
+        "SCALEKIT_ENV_URL",
+        "SCALEKIT_CLIENT_ID",
+        "SCALEKIT_CLIENT_SECRET",
+        "SCALEKIT_WEBHOOK_SECRET",
+        "CHARGEBEE_SITE",
+        "CHARGEBEE_API_KEY",
+        "CHARGEBEE_API_BASE_URL",
+        "CHARGEBEE_PLAN_ITEM_PRICE_ID",
+        "CHARGEBEE_WEBHOOK_USERNAME",
+        "CHARGEBEE_WEBHOOK_PASSWORD",
+    ):
         setattr(settings, name, "")
     messages = check_scalekit() + check_chargebee()
-    assert ids(messages) == {"orgbilling.W001", "orgbilling.W002", "orgbilling.W003", "orgbilling.W005", "orgbilling.W006"}
+    assert ids(messages) == {
+        "orgbilling.W001",
+        "orgbilling.W002",
+        "orgbilling.W003",
+        "orgbilling.W005",
+        "orgbilling.W006",
+    }
     assert all(m.level == checks.WARNING and m.hint for m in messages)
 
 

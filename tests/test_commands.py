@@ -1,5 +1,6 @@
 """Management commands: pruning the delivery log and replaying deliveries."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -13,8 +14,12 @@ pytestmark = pytest.mark.django_db
 
 def delivery(event_id: str, status: str, age_days: float) -> WebhookDelivery:
     return WebhookDelivery.objects.create(
-        vendor="scalekit", event_id=event_id, event_type="user.signup", body='{"id": "%s", "type": "user.signup"}' % event_id,
-        status=status, received_at=timezone.now() - timedelta(days=age_days),
+        vendor="scalekit",
+        event_id=event_id,
+        event_type="user.signup",
+        body=json.dumps({"id": event_id, "type": "user.signup"}),
+        status=status,
+        received_at=timezone.now() - timedelta(days=age_days),
     )
 
 

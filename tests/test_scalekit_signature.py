@@ -35,8 +35,9 @@ def test_vendor_vectors(vector):
 def test_sign_reproduces_vendor_signature():
     vector = next(v for v in VECTORS if v["name"] == "java_vector_valid")
     headers = vector["headers"]
-    assert sign(vector["secret"], headers["webhook-id"], headers["webhook-timestamp"], vector["payload"].encode()) == (
-        headers["webhook-signature"]
+    assert (
+        sign(vector["secret"], headers["webhook-id"], headers["webhook-timestamp"], vector["payload"].encode())
+        == (headers["webhook-signature"])
     )
 
 
@@ -61,4 +62,8 @@ def test_malformed_secrets_are_named_and_skipped():
 @pytest.mark.parametrize("timestamp", ["", "abc", "1.5"])
 def test_bad_timestamp_header(timestamp):
     with pytest.raises(SignatureError):
-        verify(["whsec_dGVzdHNlY3JldA=="], {"webhook-id": "m", "webhook-timestamp": timestamp, "webhook-signature": "v1,x"}, b"{}")
+        verify(
+            ["whsec_dGVzdHNlY3JldA=="],
+            {"webhook-id": "m", "webhook-timestamp": timestamp, "webhook-signature": "v1,x"},
+            b"{}",
+        )

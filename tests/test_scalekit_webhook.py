@@ -71,8 +71,11 @@ def test_header_names_in_any_case_are_accepted(client, fake_chargebee):
         "/api/webhooks/scalekit",
         body,
         content_type="application/json",
-        headers={"Webhook-Id": signed["HTTP_WEBHOOK_ID"], "WEBHOOK-TIMESTAMP": signed["HTTP_WEBHOOK_TIMESTAMP"],
-                 "webhook-signature": signed["HTTP_WEBHOOK_SIGNATURE"]},
+        headers={
+            "Webhook-Id": signed["HTTP_WEBHOOK_ID"],
+            "WEBHOOK-TIMESTAMP": signed["HTTP_WEBHOOK_TIMESTAMP"],
+            "webhook-signature": signed["HTTP_WEBHOOK_SIGNATURE"],
+        },
     )
     assert response.status_code == 200
 
@@ -110,8 +113,18 @@ def test_oversized_body_is_413(client, post_scalekit):
         pytest.param(json.dumps({"id": "evt_1"}).encode(), id="no-type"),
         pytest.param(json.dumps({"id": 5, "type": "organization.created"}).encode(), id="id-not-string"),
         pytest.param(json.dumps({"id": "evt_1", "type": "organization.created", "data": {}}).encode(), id="no-data-id"),
-        pytest.param(json.dumps({"id": "evt_1", "type": "organization.created", "data": {"id": "org_1", "update_time": "yesterday"}}).encode(), id="bad-time"),
-        pytest.param(json.dumps({"id": "evt_1", "type": "organization.created", "data": {"id": "org_1", "display_name": ["x"]}}).encode(), id="name-not-string"),
+        pytest.param(
+            json.dumps(
+                {"id": "evt_1", "type": "organization.created", "data": {"id": "org_1", "update_time": "yesterday"}}
+            ).encode(),
+            id="bad-time",
+        ),
+        pytest.param(
+            json.dumps(
+                {"id": "evt_1", "type": "organization.created", "data": {"id": "org_1", "display_name": ["x"]}}
+            ).encode(),
+            id="name-not-string",
+        ),
     ],
 )
 def test_malformed_signed_bodies_are_400(post_scalekit, body):
@@ -224,15 +237,19 @@ def test_update_before_create_provisions_and_late_create_keeps_the_newer_name(po
 
 
 def seed_subscriptions(fake, count: int, **kwargs):
-    return [fake.create_subscription(customer_id=ORG_ID, item_price_id="team-plan-USD-monthly", quantity=1, **kwargs)
-            for _ in range(count)]
+    return [
+        fake.create_subscription(customer_id=ORG_ID, item_price_id="team-plan-USD-monthly", quantity=1, **kwargs)
+        for _ in range(count)
+    ]
 
 
 def test_delete_cancels_every_live_subscription_then_soft_deletes(post_scalekit, fake_chargebee):
     post_scalekit(CREATED)
     live = seed_subscriptions(fake_chargebee, 3)
     cancelled = seed_subscriptions(fake_chargebee, 1, status="cancelled")
-    local = Subscription.objects.create(organization_id=ORG_ID, status="active", chargebee_subscription_id=live[0]["id"])
+    local = Subscription.objects.create(
+        organization_id=ORG_ID, status="active", chargebee_subscription_id=live[0]["id"]
+    )
     fake_chargebee.reset_calls()
     assert post_scalekit(DELETED).status_code == 200
     for sub in live + cancelled:
