@@ -92,6 +92,7 @@ def test_organizations_page_provisions_the_organization_through_the_app(client, 
     assert answer.status_code == 302
     assert runtime.sender().wait_idle(20)
 
+    assert b"Initech" in client.get("/sandbox/scalekit/organizations").content
     organization = Organization.objects.get(display_name="Initech")
     assert runtime.chargebee().get_customer(organization.pk) is not None  # the app made its Chargebee customer
     rename = {"action": "rename", "organization_id": organization.pk, "display_name": "Initrode"}
@@ -165,6 +166,9 @@ def test_knobs_page_changes_delivery(client, sandbox):  # noqa: F811
     assert (knobs.delay, knobs.duplicate, knobs.out_of_order) == (2.5, True, False)
     assert client.post("/sandbox/knobs", {"delay": "-1"}).status_code == 302
     assert runtime.sender().knobs.delay == 2.5
+    page = client.get("/sandbox/")
+    assert page.status_code == 200
+    assert b'name="duplicate" checked' in page.content
 
 
 def test_faults_page_makes_api_calls_fail(client, sandbox):  # noqa: F811
