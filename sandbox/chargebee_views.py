@@ -28,7 +28,7 @@ PORTAL_ACTIONS = ("seats", "cancel_now", "cancel_end", "return")
 
 
 @csrf_exempt
-def api(request: HttpRequest, rest: str = "") -> HttpResponse:
+def api(request: HttpRequest) -> HttpResponse:
     """Hand the request to the fake's WSGI app and relay its answer."""
     body = request.body
     environ = {**request.META, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}

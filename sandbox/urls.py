@@ -17,7 +17,7 @@ urlpatterns = [
     path("scalekit/keys", scalekit_views.keys, name="scalekit-keys"),
     path("scalekit/oidc/logout", scalekit_views.logout, name="scalekit-logout"),
     # Fake Chargebee: CHARGEBEE_API_BASE_URL is /sandbox/chargebee/api/v2; the site's pages beside it.
-    re_path(r"^chargebee/api/v2(?P<rest>/.*)?$", chargebee_views.api, name="chargebee-api"),
+    re_path(r"^chargebee/api/v2(?:/.*)?$", chargebee_views.api, name="chargebee-api"),
     path("chargebee/pages/v3/<str:page_id>/", chargebee_views.checkout, name="chargebee-checkout"),
     path("chargebee/portal/v2/access/<str:token>", chargebee_views.portal, name="chargebee-portal"),
 ]
