@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from scalekit.frameworks import django as scalekit_django
 from scalekit.middleware.session_crypto import encrypt_session
 
+from orgbilling import scalekit_auth
+
 CLIENT_ID = "skc_test_client"
 COOKIE_SECRET = "test-cookie-encryption-secret"
 COOKIE_NAME = "sk_session"
@@ -61,6 +63,16 @@ class _JwksHandler(BaseHTTPRequestHandler):
         """Quiet: tests read ``jwks_hits`` instead."""
 
 
+def reset_process_caches() -> None:
+    """Forget what a previous test's environment left in per-process caches.
+
+    The SDK keeps its config; orgbilling keeps one key client per JWKS URL,
+    and a new test server may get a port (so a URL) a previous one had.
+    """
+    scalekit_django.get_config.cache_clear()
+    scalekit_auth._jwks_client.cache_clear()
+
+
 class ScalekitStub:
     """One Scalekit environment: its JWKS server, its signing key, and helpers to sign users in."""
 
@@ -83,10 +95,10 @@ class ScalekitStub:
         settings.SCALEKIT_COOKIE_SECURE = False
         settings.SCALEKIT_REDIRECT_URI = "http://testserver/auth/callback"
         settings.SCALEKIT_CLIENT = self.client
-        scalekit_django.get_config.cache_clear()  # the SDK caches its config per process
+        reset_process_caches()
 
     def stop(self) -> None:
-        scalekit_django.get_config.cache_clear()
+        reset_process_caches()
         self._server.shutdown()
         self._server.server_close()
 
