@@ -29,7 +29,7 @@ PORTAL_ACTIONS = ("seats", "cancel_now", "cancel_end", "return")
 
 @csrf_exempt
 def api(request: HttpRequest) -> HttpResponse:
-    """Hand the request to the fake's WSGI app and relay its answer."""
+    """Hand the request to the fake's WSGI app and relay its answer (no CSRF: the API key authenticates)."""
     body = request.body
     environ = {**request.META, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
     answer: dict[str, Any] = {}
@@ -48,7 +48,7 @@ def _error(request: HttpRequest, message: str, status: int = 400) -> HttpRespons
     return render(request, "sandbox/error.html", {"vendor": "Chargebee", "message": message}, status=status)
 
 
-def money(cents: int) -> str:
+def _money(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
@@ -88,8 +88,8 @@ def checkout(request: HttpRequest, page_id: str) -> HttpResponse:
         return _error(request, "This checkout has already been completed or cancelled.", 410)
     if page["expires_at"] < time.time():
         return _error(request, "This checkout link has expired. Please start again from the application.", 410)
-    lines = [{**item, "unit": money(item["unit_price"]), "total": money(item["amount"])} for item in order["items"]]
-    context = {"page": page, "lines": lines, "total": money(sum(item["amount"] for item in order["items"]))}
+    lines = [{**item, "unit": _money(item["unit_price"]), "total": _money(item["amount"])} for item in order["items"]]
+    context = {"page": page, "lines": lines, "total": _money(sum(item["amount"] for item in order["items"]))}
     if request.method == "POST":
         number = "".join(ch for ch in request.POST.get("card_number", "") if ch.isdigit())
         if not _luhn_ok(number):
