@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",  # the task queue's table and `manage.py db_worker` (ORGBILLING_PROCESSING=queue)
     "orgbilling",
     "sandbox",  # fake vendors; serves nothing unless SANDBOX_ENABLED
 ]
@@ -121,6 +123,12 @@ LOGGING = {
     },
     "loggers": {"orgbilling": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")}},
 }
+
+# --- Webhook processing --------------------------------------------------
+# "inline" (default) processes each delivery in its request; "queue" answers as soon as it is
+# recorded and leaves processing to `manage.py db_worker` processes on any number of machines.
+ORGBILLING_PROCESSING = env("ORGBILLING_PROCESSING", default="inline")
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # --- Vendors -------------------------------------------------------------
 # Read by orgbilling.conf at call time. Secrets and Basic Auth credentials may

@@ -142,3 +142,31 @@ def check_sign_in(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         except ImproperlyConfigured as exc:
             problems.append(_message(number, str(exc), "See the setting's description in orgbilling/conf.py."))
     return problems
+
+
+@checks.register()
+def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A known processing mode and, for the queue, a task backend that can schedule retries (``run_after``)."""
+    from .tasks import process_delivery
+
+    mode = conf.get("ORGBILLING_PROCESSING")
+    if mode not in ("inline", "queue"):
+        return [
+            checks.Error(
+                f"ORGBILLING_PROCESSING is {mode!r}.",
+                hint='Use "inline" (process in the webhook request) or "queue" (task workers).',
+                id="orgbilling.E011",
+            )
+        ]
+    backend = process_delivery.get_backend()
+    if mode == "queue" and not backend.supports_defer:
+        return [
+            checks.Error(
+                f"ORGBILLING_PROCESSING is 'queue' but the task backend {type(backend).__name__} cannot run a task "
+                "later, so failed deliveries cannot be retried.",
+                hint='Set TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}} and add '
+                '"django_tasks" and "django_tasks_db" to INSTALLED_APPS.',
+                id="orgbilling.E012",
+            )
+        ]
+    return []

@@ -40,6 +40,14 @@ DEFAULTS: dict[str, Any] = {
     # Re-read each Chargebee event from the API before applying it (one call per webhook), for
     # deployments that do not trust Basic Auth alone. Off: a webhook costs no Chargebee call.
     "ORGBILLING_CHARGEBEE_STRICT_WEBHOOKS": False,
+    # --- Processing (orgbilling.webhook_views, orgbilling.tasks)
+    # "inline" processes a delivery in the request that brought it; "queue" answers once it is recorded
+    # and leaves it to task workers (django-tasks; `manage.py db_worker` with its database backend).
+    "ORGBILLING_PROCESSING": "inline",
+    # Queue mode: tries per delivery before it is left failed for replay, and the delay before the
+    # second try in seconds (doubled for each further try).
+    "ORGBILLING_QUEUE_MAX_ATTEMPTS": 8,
+    "ORGBILLING_QUEUE_RETRY_BACKOFF": 30,
     # --- Sign-in (orgbilling.scalekit_auth, orgbilling.middleware)
     # The SDK's session cookie name (scalekit.middleware.session_manager.DEFAULT_COOKIE_NAME).
     "SCALEKIT_COOKIE_NAME": "sk_session",

@@ -72,6 +72,7 @@ def process_delivery(delivery_id: int) -> Outcome:
         if delivery.is_done:
             return Outcome(delivery.status, already_done=True)
         delivery.attempts += 1
+        delivery.next_attempt_at = None  # this attempt is the one that was scheduled, if any
         try:
             with transaction.atomic():  # savepoint: a failure undoes only the domain writes
                 import_string(HANDLERS[delivery.vendor])(json.loads(delivery.body))
@@ -84,5 +85,5 @@ def process_delivery(delivery_id: int) -> Outcome:
             delivery.status, delivery.last_error = Status.PROCESSED, ""
         if delivery.status != Status.FAILED:
             delivery.processed_at = timezone.now()
-        delivery.save(update_fields=["status", "last_error", "attempts", "processed_at"])
+        delivery.save(update_fields=["status", "last_error", "attempts", "processed_at", "next_attempt_at"])
     return Outcome(delivery.status, delivery.last_error if delivery.status == Status.FAILED else "")

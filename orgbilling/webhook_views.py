@@ -1,8 +1,11 @@
-"""Webhook endpoints. Thin: authenticate, validate, record, process, answer.
+"""Webhook endpoints. Thin: authenticate, validate, record, process (or queue), answer.
 
 Status codes, for both vendors:
 
 * 200 processed, ignored, or already handled (a duplicate);
+* 202 recorded and queued (``ORGBILLING_PROCESSING = "queue"``): a worker
+  processes it (``orgbilling.tasks``); a duplicate of a delivery not yet
+  processed is queued again, which heals an enqueue lost in a crash;
 * 400 malformed body (nothing written);
 * 401 missing or wrong signature / credentials (nothing written);
 * 413 body over ``ORGBILLING_WEBHOOK_MAX_BYTES`` (nothing written);
@@ -24,7 +27,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import chargebee_events, conf, deliveries, scalekit_events, scalekit_signature
+from . import chargebee_events, conf, deliveries, scalekit_events, scalekit_signature, tasks
 from .models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -69,13 +72,28 @@ def parsed(parse: Callable[[bytes], dict], body: bytes) -> dict:
 
 
 def record_and_process(vendor: str, event_id: str, event_type: str, body: bytes) -> JsonResponse:
+    """Record the delivery, then process it here or, in queue mode, leave it to a worker."""
     delivery = deliveries.record_delivery(vendor, event_id, event_type, body.decode("utf-8"))
+    if conf.get("ORGBILLING_PROCESSING") == "queue":
+        return queue(delivery)
     outcome = deliveries.process_delivery(delivery.pk)
     logger.info("webhook %s %s %s -> %s", vendor, event_type, event_id, outcome.status)
     status = 500 if outcome.failed else 200
     return JsonResponse(
         {"eventId": event_id, "status": outcome.status, "duplicate": outcome.already_done}, status=status
     )
+
+
+def queue(delivery: WebhookDelivery) -> JsonResponse:
+    """Queue mode's answer: 202 once recorded (the task is enqueued on commit); 200 for a delivery already done."""
+    done = delivery.is_done
+    if not done:
+        tasks.enqueue(delivery.pk)
+    status = delivery.status if done else "queued"
+    fields = {"vendor": delivery.vendor, "event_type": delivery.event_type, "event_id": delivery.event_id}
+    logger.info("webhook %s %s %s -> %s", *fields.values(), status, extra={**fields, "outcome": status})
+    body = {"eventId": delivery.event_id, "status": status, "duplicate": done}
+    return JsonResponse(body, status=200 if done else 202)
 
 
 @csrf_exempt

@@ -1,0 +1,156 @@
+"""Queue mode (ORGBILLING_PROCESSING = "queue"): answer once recorded, process in a worker, retry with backoff.
+
+The worker is django-tasks-db's own ``db_worker`` command run in this process
+(``--batch``: until nothing is ready), so these run on SQLite and PostgreSQL
+alike. Several worker processes on PostgreSQL: ``test_queue_workers.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from orgbilling import chargebee_events, tasks
+from orgbilling.checks import check_processing
+from orgbilling.models import Organization, Subscription, WebhookDelivery
+from tests.chargebee_payloads import CUSTOMER_ID, ORG_ID, pc2_event, pc2_subscription, post_event
+
+# Transactional: the enqueue waits for a real commit, and the worker manages its own connection.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def queue_mode(settings):
+    settings.ORGBILLING_PROCESSING = "queue"
+    Organization.objects.create(id=ORG_ID, chargebee_customer_id=CUSTOMER_ID)
+
+
+def run_worker() -> None:
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", "--interval", "0", verbosity=0)
+
+
+def changed(version: int = 1, event_id: str = "ev_changed_1") -> dict:
+    return pc2_event("subscription_changed", pc2_subscription(version=version), event_id=event_id)
+
+
+def flaky_handler(monkeypatch, failures: int) -> list[dict]:
+    """Make Chargebee event handling fail ``failures`` times, then work; returns the events seen."""
+    seen, real = [], chargebee_events.handle_event
+
+    def handle(event: dict) -> None:
+        seen.append(event)
+        if len(seen) <= failures:
+            raise RuntimeError(f"outage {len(seen)}")
+        real(event)
+
+    monkeypatch.setattr(chargebee_events, "handle_event", handle)
+    return seen
+
+
+def test_a_delivery_is_answered_once_recorded_and_applied_by_a_worker(client):
+    response = post_event(client, changed())
+    assert (response.status_code, response.json()) == (
+        202,
+        {"eventId": "ev_changed_1", "status": "queued", "duplicate": False},
+    )
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("received", 0)
+    assert not Subscription.objects.exists()
+    assert DBTaskResult.objects.ready().count() == 1
+
+    run_worker()
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("processed", 1)
+    assert Subscription.objects.get().chargebee_subscription_id == "sub_cb_1"
+    assert list(DBTaskResult.objects.values_list("status", "return_value")) == [("SUCCESSFUL", "processed")]
+
+
+def test_copies_are_applied_once_and_a_copy_of_a_done_delivery_is_not_queued(client):
+    event = changed()
+    assert [post_event(client, event).status_code for _ in range(3)] == [202, 202, 202]
+    run_worker()
+    assert DBTaskResult.objects.successful().count() == 3  # two of them found it done
+    assert WebhookDelivery.objects.get().attempts == 1
+
+    response = post_event(client, event)
+    assert (response.status_code, response.json()["status"], response.json()["duplicate"]) == (200, "processed", True)
+    assert DBTaskResult.objects.count() == 3
+
+
+def test_shuffled_deliveries_end_at_the_newest_snapshot(client):
+    for version in (3, 1, 5, 2, 4):
+        post_event(client, changed(version, f"ev_v{version}"))
+    run_worker()
+    assert Subscription.objects.get().resource_version == pc2_subscription(version=5)["resource_version"]
+    statuses = dict(WebhookDelivery.objects.values_list("event_id", "status"))
+    assert statuses["ev_v5"] == "processed" and statuses["ev_v1"] == "ignored"
+
+
+def test_a_failure_is_retried_later_with_a_doubling_delay(client, settings, monkeypatch):
+    settings.ORGBILLING_QUEUE_RETRY_BACKOFF = 30
+    flaky_handler(monkeypatch, failures=5)
+    post_event(client, changed())
+    run_worker()  # the retry is not due yet, so the batch worker stops after one try
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "outage 1" in delivery.last_error
+    retry = DBTaskResult.objects.get(status="READY")
+    assert retry.run_after == delivery.next_attempt_at
+    assert timedelta(seconds=29) < delivery.next_attempt_at - timezone.now() <= timedelta(seconds=30)
+
+    # The due retry fails again: the next one waits twice as long.
+    DBTaskResult.objects.filter(pk=retry.pk).update(run_after=timezone.now())
+    run_worker()
+    delivery.refresh_from_db()
+    assert delivery.attempts == 2
+    assert timedelta(seconds=59) < delivery.next_attempt_at - timezone.now() <= timedelta(seconds=60)
+
+
+def test_retries_heal_a_passing_outage(client, settings, monkeypatch):
+    settings.ORGBILLING_QUEUE_RETRY_BACKOFF = 0
+    flaky_handler(monkeypatch, failures=2)
+    post_event(client, changed())
+    run_worker()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("processed", 3, None)
+    assert Subscription.objects.exists()
+
+
+def test_after_the_last_attempt_the_delivery_stays_failed_for_replay(client, settings, monkeypatch):
+    settings.ORGBILLING_QUEUE_RETRY_BACKOFF = 0
+    settings.ORGBILLING_QUEUE_MAX_ATTEMPTS = 3
+    seen = flaky_handler(monkeypatch, failures=10)
+    post_event(client, changed())
+    run_worker()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 3, None)
+    assert len(seen) == 3 and not DBTaskResult.objects.ready().exists()
+
+    monkeypatch.undo()
+    call_command("orgbilling_replay", "--failed", stdout=None)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("processed", 4)
+
+
+def test_no_worker_sees_a_delivery_before_it_is_committed():
+    delivery = WebhookDelivery.objects.create(vendor="chargebee", event_id="ev_1", event_type="x", body="{}")
+    with transaction.atomic():
+        tasks.enqueue(delivery.pk)
+        assert not DBTaskResult.objects.exists()
+    assert DBTaskResult.objects.count() == 1
+
+
+def test_the_mode_and_the_backend_are_checked(settings):
+    assert check_processing() == []
+    settings.ORGBILLING_PROCESSING = "later"
+    assert [m.id for m in check_processing()] == ["orgbilling.E011"]
+    settings.ORGBILLING_PROCESSING = "queue"
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    assert [m.id for m in check_processing()] == ["orgbilling.E012"]
