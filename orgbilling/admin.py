@@ -110,20 +110,21 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ("event_id", "vendor", "event_type", "status", "attempts", "received_at", "processed_at")
-    list_filter = ("vendor", "status", "event_type")
-    search_fields = ("event_id",)
-    readonly_fields = (
-        "vendor",
+    list_display = (
         "event_id",
+        "vendor",
         "event_type",
         "status",
         "attempts",
         "received_at",
         "processed_at",
-        "last_error",
-        "pretty_body",
+        "next_attempt_at",
     )
+    list_filter = ("status", "vendor", "event_type")
+    # Counts beside each filter choice: how many deliveries are pending (received) or failed, at a glance.
+    show_facets = admin.ShowFacets.ALWAYS
+    search_fields = ("event_id",)
+    readonly_fields = (*list_display, "last_error", "pretty_body")
     exclude = ("body",)
     actions = ["replay_deliveries"]
 

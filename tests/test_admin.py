@@ -1,6 +1,7 @@
 """Admin pages for support staff, and the replay action's permission and confirmation."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -78,3 +79,12 @@ def test_replay_needs_its_own_permission(client, failed_delivery):
     replay_post(client, failed_delivery, confirmed=True)
     failed_delivery.refresh_from_db()
     assert failed_delivery.status == "failed"
+
+
+def test_the_delivery_list_counts_pending_and_failed_and_shows_the_next_attempt(admin_client, failed_delivery):
+    WebhookDelivery.objects.create(vendor="chargebee", event_id="ev_1", event_type="x", body="{}")
+    failed_delivery.next_attempt_at = datetime(2031, 5, 6, 7, 8, tzinfo=UTC)
+    failed_delivery.save()
+    page = admin_client.get("/admin/orgbilling/webhookdelivery/").content.decode()
+    assert "Received (1)" in page and "Failed (1)" in page
+    assert "Next attempt at" in page and "May 6, 2031, 7:08" in page
