@@ -12,8 +12,9 @@ from typing import Any
 
 from . import conf
 from .chargebee_gateway import ChargebeeError, get_gateway
+from .chargebee_snapshot import InvalidSnapshot, SubscriptionSnapshot
 from .deliveries import Ignored
-from .event_envelope import decode, envelope
+from .event_envelope import decode, envelope, storable
 from .subscription_sync import apply_subscription, find_organization, remove_customer
 
 MAX_ID_LENGTH = 50  # Chargebee's resource ids (event ids may be longer: the log keeps 255)
@@ -48,8 +49,14 @@ def _check_resource(value: Any, where: str) -> None:
     if not isinstance(value, dict):
         raise MalformedEvent(f"{where} is not an object")
     resource_id = value.get("id")
-    if not isinstance(resource_id, str) or not resource_id.strip() or len(resource_id) > MAX_ID_LENGTH:
+    if not storable(resource_id, MAX_ID_LENGTH) or not resource_id.strip():
         raise MalformedEvent(f"{where}.id is missing or not a string of at most {MAX_ID_LENGTH} characters")
+    if where != "content.customer":
+        # Read the whole snapshot now: a value orgbilling cannot store is a 400 here, not a failed delivery later.
+        try:
+            SubscriptionSnapshot.read(value)
+        except InvalidSnapshot as exc:
+            raise MalformedEvent(f"{where}: {exc}") from None
 
 
 def validate_event(event: Any) -> dict:

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .event_envelope import storable
 from .models import Subscription
 
 CLOSED_STATUSES = (Subscription.Status.CANCELLED, Subscription.Status.TRANSFERRED)
 MAX_ID_LENGTH = 50  # Chargebee ids are at most 50 characters, as are the local columns
+MAX_PLAN_LENGTH = 100  # the plan_id column
 
 
 class InvalidSnapshot(ValueError):
@@ -37,27 +39,33 @@ def meta_value(meta: Any, key: str) -> Any:
     if not isinstance(meta, dict):
         return None
     wanted = key.lower()
-    return next((value for name, value in meta.items() if str(name).lower() == wanted), None)
+    value = next((value for name, value in meta.items() if str(name).lower() == wanted), None)
+    # Values are looked up in the database: one that no column can hold matches nothing.
+    return None if isinstance(value, str) and not storable(value, MAX_ID_LENGTH) else value
 
 
 def _string(data: dict, key: str) -> str:
     value = data.get(key)
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+    if not storable(value, MAX_ID_LENGTH) or not value:
         raise InvalidSnapshot(f"subscription {key} is missing or not a string of at most {MAX_ID_LENGTH} characters")
     return value
 
 
-def _integer(value: Any, what: str, default: int | None = None) -> int | None:
+MAX_QUANTITY = 2**31 - 1  # the seats column (PostgreSQL integer)
+MAX_VERSION = 2**63 - 1  # the resource_version column (bigint)
+
+
+def _integer(value: Any, what: str, maximum: int = MAX_QUANTITY) -> int | None:
     if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidSnapshot(f"{what} is not a non-negative integer")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise InvalidSnapshot(f"{what} is not an integer from 0 to {maximum}")
     return value
 
 
 def _time(data: dict, key: str) -> datetime | None:
     """Chargebee times are unix seconds; stored as aware UTC datetimes."""
-    seconds = _integer(data.get(key), f"subscription {key}")
+    seconds = _integer(data.get(key), f"subscription {key}", MAX_VERSION)
     if seconds is None:
         return None
     try:
@@ -67,8 +75,8 @@ def _time(data: dict, key: str) -> datetime | None:
 
 
 def _item(item_price_id: Any, item_type: str, quantity: Any) -> dict:
-    if not isinstance(item_price_id, str) or not item_price_id:
-        raise InvalidSnapshot(f"a {item_type} item has no id")
+    if not storable(item_price_id, MAX_PLAN_LENGTH) or not item_price_id:
+        raise InvalidSnapshot(f"a {item_type} item has no id of at most {MAX_PLAN_LENGTH} characters")
     return {"item_price_id": item_price_id, "item_type": item_type, "quantity": _integer(quantity, "item quantity")}
 
 
@@ -117,7 +125,7 @@ class SubscriptionSnapshot:
         return cls(
             id=subscription_id,
             customer_id=customer_id,
-            local_id=local_id if isinstance(local_id, str) and len(local_id) <= MAX_ID_LENGTH else "",
+            local_id=local_id if isinstance(local_id, str) else "",
             deleted=deleted,
             fields={
                 "chargebee_customer_id": customer_id,
@@ -132,6 +140,8 @@ class SubscriptionSnapshot:
                 "cancel_at_period_end": status not in CLOSED_STATUSES
                 and (status == Subscription.Status.NON_RENEWING or scheduled),
                 "cancelled_at": cancelled_at,
-                "resource_version": _integer(data.get("resource_version"), "subscription resource_version"),
+                "resource_version": _integer(
+                    data.get("resource_version"), "subscription resource_version", MAX_VERSION
+                ),
             },
         )

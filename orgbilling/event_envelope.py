@@ -13,6 +13,11 @@ from typing import Any
 MAX_KEY_LENGTH = 255  # the delivery log's event_id and event_type columns
 
 
+def storable(value: Any, max_length: int) -> bool:
+    """A string a text column can hold: PostgreSQL refuses NUL characters, and columns have a length."""
+    return isinstance(value, str) and len(value) <= max_length and "\x00" not in value
+
+
 def decode(body: bytes, error: type[ValueError]) -> Any:
     """The JSON value of a raw body; ``error`` when it is not UTF-8 JSON."""
     try:
@@ -26,6 +31,6 @@ def envelope(event: Any, keys: Iterable[str], error: type[ValueError]) -> dict:
     if not isinstance(event, dict):
         raise error("body is not a JSON object")
     for key in keys:
-        if not isinstance(event.get(key), str) or not event[key].strip() or len(event[key]) > MAX_KEY_LENGTH:
+        if not storable(event.get(key), MAX_KEY_LENGTH) or not event[key].strip():
             raise error(f"event {key} is missing or not a short string")
     return event

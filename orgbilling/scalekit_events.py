@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 
 from .deliveries import Ignored
-from .event_envelope import decode, envelope
+from .event_envelope import decode, envelope, storable
 from .provisioning import OrganizationDeleted, apply_organization, delete_organization
 
 # Scalekit ids look like org_43666332410970707; the id is also the Chargebee customer id, whose charset this is.
@@ -28,7 +28,7 @@ def parse_event(body: bytes) -> dict:
         if not ORGANIZATION_ID.fullmatch(data["id"]):
             raise MalformedEvent("organization id must be 1-50 letters, digits or _-.@ (it becomes the customer id)")
         for key in ("display_name", "external_id", "update_time", "deleted_at"):
-            if data.get(key) is not None and (not isinstance(data[key], str) or len(data[key]) > 255):
+            if data.get(key) is not None and not storable(data[key], 255):
                 raise MalformedEvent(f"data.{key} is not a string of at most 255 characters")
         for key in ("update_time", "deleted_at"):
             if data.get(key):
