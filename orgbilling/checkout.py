@@ -178,6 +178,7 @@ def start_checkout(
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
+    subscription.remember_hosted_page(page["id"])
     return HostedRedirect(page["url"], subscription.id)
 
 
@@ -204,6 +205,7 @@ def change_subscription(
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
+    subscription.remember_hosted_page(page["id"])
     return HostedRedirect(page["url"], subscription.id)
 
 
@@ -219,6 +221,8 @@ def complete_checkout(context: BillingContext | None, *, subscription_id: object
     organization = authorize_reference(context, subscription.organization_id, Action.SYNC)
     if not isinstance(hosted_page_id, str) or not hosted_page_id:
         raise BillingProblem("Chargebee did not say which checkout finished.", status=400)
+    if hosted_page_id not in subscription.hosted_page_ids:
+        raise NotFound("This checkout does not belong to your organization.")
     throttle(organization.id)
     gateway = get_gateway()
     try:

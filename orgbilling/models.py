@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 ACTIVE_STATUSES = ("active", "in_trial", "non_renewing")
+MAX_HOSTED_PAGES = 10
 
 
 def new_subscription_id() -> str:
@@ -85,6 +86,9 @@ class Subscription(models.Model):
     # Chargebee's resource_version (ms) of the last snapshot applied: the ordering guard.
     resource_version = models.BigIntegerField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The hosted pages opened for this row, newest last: the success redirect only ever retrieves one
+    # of these, so a tenant cannot make the server fetch (or apply) a page it did not open.
+    hosted_page_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -99,6 +103,11 @@ class Subscription(models.Model):
     def is_active(self) -> bool:
         """Whether the subscription grants entitlements right now."""
         return self.status in ACTIVE_STATUSES
+
+    def remember_hosted_page(self, page_id: str) -> None:
+        """Record a hosted page opened for this row (two tabs may each have one open)."""
+        self.hosted_page_ids = [*self.hosted_page_ids, page_id][-MAX_HOSTED_PAGES:]
+        self.save(update_fields=["hosted_page_ids", "updated_at"])
 
 
 class WebhookDelivery(models.Model):

@@ -93,6 +93,23 @@ def test_the_waiting_checkout_row_is_reused(customer, fake_chargebee):
     assert sent == [first.subscription_id] * 2
 
 
+def test_a_page_paid_in_an_older_tab_still_completes(customer, fake_chargebee):
+    first = checkout.start_checkout(context_for(), seats=2)
+    second = checkout.start_checkout(context_for(), seats=4)
+    fake_chargebee.complete_hosted_page(page_id(first.url))
+    checkout.complete_checkout(context_for(), subscription_id=first.subscription_id, hosted_page_id=page_id(first.url))
+    row = Subscription.objects.get()
+    assert row.status == "active" and row.hosted_page_ids == [page_id(first.url), page_id(second.url)]
+
+
+def test_success_never_retrieves_a_page_this_row_did_not_open(customer, fake_chargebee):
+    hosted = checkout.start_checkout(context_for(), seats=2)
+    fake_chargebee.reset_calls()
+    with pytest.raises(NotFound):
+        checkout.complete_checkout(context_for(), subscription_id=hosted.subscription_id, hosted_page_id="hp_foreign")
+    assert fake_chargebee.calls() == []
+
+
 def test_no_second_trial(customer, fake_chargebee):
     ended_trial = datetime(2025, 1, 1, tzinfo=UTC)
     Subscription.objects.create(organization=customer, status="cancelled", trial_end=ended_trial)
