@@ -99,7 +99,7 @@ def test_a_page_paid_in_an_older_tab_still_completes(customer, fake_chargebee):
     fake_chargebee.complete_hosted_page(page_id(first.url))
     checkout.complete_checkout(context_for(), subscription_id=first.subscription_id, hosted_page_id=page_id(first.url))
     row = Subscription.objects.get()
-    assert row.status == "active" and row.hosted_page_ids == [page_id(first.url), page_id(second.url)]
+    assert row.status == "in_trial" and row.hosted_page_ids == [page_id(first.url), page_id(second.url)]
 
 
 def test_success_never_retrieves_a_page_this_row_did_not_open(customer, fake_chargebee):
