@@ -64,19 +64,20 @@ class ApplyResult:
     previous_status: str | None = None
 
 
-def find_organization(customer_id: str, customer: dict | None = None) -> Organization | None:
-    """The organization billed through this Chargebee customer.
+def find_organization(customer_id: str, customer: dict | None = None, *, lock: bool = False) -> Organization | None:
+    """The organization billed through this Chargebee customer (its row locked with ``lock``).
 
     The stored customer mapping decides; failing that, the ``organizationId``
     our checkout wrote into the customer's meta_data, unless that
     organization is already mapped to another customer.
     """
-    organization = Organization.objects.filter(chargebee_customer_id=customer_id).first()
+    organizations = Organization.objects.select_for_update() if lock else Organization.objects.all()
+    organization = organizations.filter(chargebee_customer_id=customer_id).first()
     if organization is None and customer:
         organization_id = meta_value(customer.get("meta_data"), "organizationId")
         if isinstance(organization_id, str):
             organization = (
-                Organization.objects.filter(pk=organization_id)
+                organizations.filter(pk=organization_id)
                 .filter(Q(chargebee_customer_id__isnull=True) | Q(chargebee_customer_id=customer_id))
                 .first()
             )
@@ -96,17 +97,21 @@ def _match(
         linkable &= Q(organization=organization)
     pending = meta_value((customer or {}).get("meta_data"), "pendingSubscriptionId")
     live = Q(deleted_at__isnull=True)
-    steps = [
-        rows.filter(linkable, pk=snapshot.id),
-        rows.filter(chargebee_subscription_id=snapshot.id),
-        rows.filter(linkable, pk=snapshot.local_id) if snapshot.local_id else None,
-        rows.filter(linkable, live, pk=pending) if isinstance(pending, str) and pending else None,
-        rows.filter(live, organization=organization, chargebee_subscription_id__isnull=True)
-        if organization is not None
-        else None,
-    ]
+    # Built one at a time: the first step finds the row of nearly every snapshot.
+    steps = (
+        lambda: rows.filter(linkable, pk=snapshot.id),
+        lambda: rows.filter(chargebee_subscription_id=snapshot.id),
+        lambda: rows.filter(linkable, pk=snapshot.local_id) if snapshot.local_id else None,
+        lambda: rows.filter(linkable, live, pk=pending) if isinstance(pending, str) and pending else None,
+        lambda: (
+            rows.filter(live, organization=organization, chargebee_subscription_id__isnull=True)
+            if organization is not None
+            else None
+        ),
+    )
     for step in steps:
-        row = step.order_by("-created_at").first() if step is not None else None
+        query = step()
+        row = query.order_by("-created_at").first() if query is not None else None
         if row is not None:
             return row
     return None
@@ -193,16 +198,24 @@ def apply_subscription(
     Raises ``InvalidSnapshot`` for JSON it cannot read. Never calls Chargebee.
     """
     snapshot = SubscriptionSnapshot.read(subscription, deleted=event_type == "subscription_deleted")
-    with transaction.atomic():
-        customer_org = find_organization(snapshot.customer_id, customer)
-        row = _match(snapshot, customer, customer_org, lock=False)
-        organization_id = row.organization_id if row is not None else customer_org.pk if customer_org else None
-        if organization_id is None:
-            return ApplyResult(None, applied=False, reason="unknown customer")
-        organization = Organization.objects.select_for_update().get(pk=organization_id)
+    # No savepoint of its own: every caller lets a failure propagate, so the caller's transaction
+    # (a delivery's savepoint) undoes it whole.
+    with transaction.atomic(savepoint=False):
+        organization = customer_org = find_organization(snapshot.customer_id, customer, lock=True)
+        if organization is None:
+            # An unknown customer: the organization is that of a row matched by id, if any.
+            row = _match(snapshot, customer, None, lock=False)
+            if row is None:
+                return ApplyResult(None, applied=False, reason="unknown customer")
+            organization = Organization.objects.select_for_update().get(pk=row.organization_id)
         row = _match(snapshot, customer, customer_org, lock=True)
-        if row is not None and not _newer(snapshot.fields["resource_version"], row.resource_version):
-            return ApplyResult(row, applied=False, reason="stale", previous_status=row.status)
+        if row is not None:
+            if row.organization_id != organization.pk:
+                # Another organization's row, found by its Chargebee id: that organization is locked too.
+                organization = Organization.objects.select_for_update().get(pk=row.organization_id)
+            row.organization = organization  # cached: the signals read it
+            if not _newer(snapshot.fields["resource_version"], row.resource_version):
+                return ApplyResult(row, applied=False, reason="stale", previous_status=row.status)
         created = row is None
         if created:
             row = _new_row(snapshot, organization)
@@ -248,10 +261,9 @@ def remove_customer(customer: dict, subscriptions: list[dict]) -> Organization |
     later. Returns None, changing nothing, when no organization uses the customer.
     """
     with transaction.atomic():
-        organization = find_organization(customer["id"], customer)
+        organization = find_organization(customer["id"], customer, lock=True)
         if organization is None:
             return None
-        organization = Organization.objects.select_for_update().get(pk=organization.pk)
         for subscription in subscriptions:
             apply_subscription(subscription, customer, event_type="subscription_deleted")
         if organization.chargebee_customer_id == customer["id"]:

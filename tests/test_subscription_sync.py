@@ -230,6 +230,21 @@ def test_a_row_of_another_organization_is_never_matched(org, apply):
     assert Subscription.objects.get(pk="sub_of_other").chargebee_subscription_id is None
 
 
+def test_a_linked_row_is_found_through_its_chargebee_id_when_the_customer_is_unknown(org, apply, sent):
+    row = placeholder(org, "sub_local_1", chargebee_subscription_id="cb_linked", resource_version=1, status="active")
+    result = apply(pc2_subscription("cb_linked", customer_id="cust_unmapped", seats=7))
+    assert (result.subscription.pk, result.reason) == (row.pk, "updated")
+    assert Subscription.objects.get(pk=row.pk).seats == 7 and sent.names() == ["subscription_updated"]
+
+
+def test_a_row_linked_in_another_organization_keeps_its_organization(org, apply, sent):
+    other = Organization.objects.create(id="org_other", chargebee_customer_id="cust_other")
+    row = placeholder(other, "sub_of_other", chargebee_subscription_id="cb_moved", resource_version=1, status="active")
+    result = apply(pc2_subscription("cb_moved", seats=4))  # the customer is ORG_ID's
+    assert (result.subscription.pk, result.subscription.organization_id) == (row.pk, "org_other")
+    assert sent.names() == ["subscription_updated"]  # the receiver checks the organization it is given
+
+
 def test_an_unknown_subscription_of_a_known_organization_gets_one_row(org, apply):
     first = apply(pc2_subscription("cb_dashboard", version=1))
     second = apply(pc2_subscription("cb_dashboard", version=2, seats=9))
