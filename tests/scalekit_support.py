@@ -52,6 +52,9 @@ class _JwksHandler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         stub.jwks_hits += 1
+        if stub.jwks_down:
+            self.send_error(503)
+            return
         body = json.dumps({"keys": [key.jwk() for key in stub.served_keys]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -80,6 +83,7 @@ class ScalekitStub:
         self.key = SigningKey("key-1", _private_key(1))
         self.served_keys = [self.key]
         self.jwks_hits = 0
+        self.jwks_down = False  # True: /keys answers 503, as during an outage
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)
         self._server.stub = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
