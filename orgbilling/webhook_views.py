@@ -77,7 +77,14 @@ def record_and_process(vendor: str, event_id: str, event_type: str, body: bytes)
     if conf.get("ORGBILLING_PROCESSING") == "queue":
         return queue(delivery)
     outcome = deliveries.process_delivery(delivery.pk)
-    logger.info("webhook %s %s %s -> %s", vendor, event_type, event_id, outcome.status)
+    logger.info(
+        "webhook %s %s %s -> %s",
+        vendor,
+        event_type,
+        event_id,
+        outcome.status,
+        extra={"vendor": vendor, "event_type": event_type, "event_id": event_id, "outcome": outcome.status},
+    )
     status = 500 if outcome.failed else 200
     return JsonResponse(
         {"eventId": event_id, "status": outcome.status, "duplicate": outcome.already_done}, status=status
