@@ -129,6 +129,24 @@ def pc2_event(
     }
 
 
+def renewal(prefix: str, number: int, version: int) -> dict:
+    """Renewal ``version`` of subscription ``sub_{prefix}{number}`` (customer ``cust_{prefix}{number}``).
+
+    Each renewal starts the next month's term with a newer resource_version,
+    so after any order of delivery the last one's term must be the stored one.
+    """
+    term_start = START + version * MONTH
+    subscription = pc2_subscription(
+        f"sub_{prefix}{number}",
+        customer_id=f"cust_{prefix}{number}",
+        version=version,
+        current_term_start=term_start,
+        current_term_end=term_start + MONTH,
+    )
+    customer = pc2_customer(f"cust_{prefix}{number}")
+    return pc2_event("subscription_renewed", subscription, customer, event_id=f"ev_{prefix}{number}_{version}")
+
+
 class SignalLog(list):
     """Every orgbilling signal sent while connected, as (name, subscription id, previous status)."""
 

@@ -24,7 +24,7 @@ from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
 from orgbilling.models import Organization, Subscription, WebhookDelivery
-from tests.chargebee_payloads import MONTH, START, pc2_customer, pc2_event, pc2_subscription, post_event
+from tests.chargebee_payloads import post_event, renewal
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -63,21 +63,6 @@ def wait_for(condition, what: str) -> None:
         time.sleep(0.1)
 
 
-def renewal(sub: int, version: int) -> dict:
-    """Renewal ``version`` of subscription ``sub``: one more month on the term, a newer resource_version."""
-    term_start = START + version * MONTH
-    subscription = pc2_subscription(
-        f"sub_q{sub}",
-        customer_id=f"cust_q{sub}",
-        version=version,
-        current_term_start=term_start,
-        current_term_end=term_start + MONTH,
-    )
-    return pc2_event(
-        "subscription_renewed", subscription, pc2_customer(f"cust_q{sub}"), event_id=f"ev_q{sub}_{version}"
-    )
-
-
 def send(events: list[dict]) -> None:
     client = Client()
     try:
@@ -91,7 +76,7 @@ def test_two_workers_apply_shuffled_and_repeated_deliveries_once(settings, tmp_p
     settings.ORGBILLING_PROCESSING = "queue"
     for sub in range(SUBSCRIPTIONS):
         Organization.objects.create(id=f"org_q{sub}", chargebee_customer_id=f"cust_q{sub}")
-    events = [renewal(sub, version) for sub in range(SUBSCRIPTIONS) for version in range(1, RENEWALS + 1)]
+    events = [renewal("q", sub, version) for sub in range(SUBSCRIPTIONS) for version in range(1, RENEWALS + 1)]
     rng = random.Random(6)
     deliveries = events + rng.sample(events, len(events) // 4)
     rng.shuffle(deliveries)
@@ -125,5 +110,5 @@ def test_two_workers_apply_shuffled_and_repeated_deliveries_once(settings, tmp_p
         (f"test-worker-{number}",) for number in range(WORKERS)
     }
     final = {row.id: (row.resource_version, row.current_period_end.timestamp()) for row in Subscription.objects.all()}
-    newest = {f"sub_q{sub}": renewal(sub, RENEWALS)["content"]["subscription"] for sub in range(SUBSCRIPTIONS)}
+    newest = {f"sub_q{sub}": renewal("q", sub, RENEWALS)["content"]["subscription"] for sub in range(SUBSCRIPTIONS)}
     assert final == {sub_id: (s["resource_version"], s["current_term_end"]) for sub_id, s in newest.items()}
