@@ -1,0 +1,115 @@
+"""Benchmark 3: a burst of renewals from concurrent senders, in queue mode with task workers.
+
+Renewals arrive roughly in order, as Chargebee sends them, but reordered
+within a window and with some sent twice. The baseline is the same requests
+to a bare insert view: how long it takes just to accept them. The queue run
+then counts what a billing system must never do: lose a delivery or apply
+one twice, and compares the table with the one expected.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+from django.db import transaction
+from django_tasks_db.models import DBTaskResult
+
+from orgbilling.models import Organization, Subscription, WebhookDelivery
+from tests.chargebee_payloads import renewal
+
+from . import load
+from .report import Line
+
+SENDERS = 16
+RENEWALS_PER_SUBSCRIPTION = 10
+DUPLICATES = 0.05  # share of deliveries sent a second time
+REORDER_WINDOW = 200  # deliveries shuffled within windows of this many
+DRAIN_SECONDS = 900  # the most the workers are given; a slower drain fails the run
+
+
+def _deliveries(subscriptions: int, rng: random.Random) -> list[bytes]:
+    """Every renewal of every subscription, in time order, then reordered locally and partly repeated."""
+    events = [
+        json.dumps(renewal("burst_", sub, version)).encode()
+        for version in range(1, RENEWALS_PER_SUBSCRIPTION + 1)
+        for sub in range(subscriptions)
+    ]
+    for start in range(0, len(events), REORDER_WINDOW):
+        window = events[start : start + REORDER_WINDOW]
+        rng.shuffle(window)
+        events[start : start + REORDER_WINDOW] = window
+    for body in rng.sample(events, int(len(events) * DUPLICATES)):
+        events.insert(rng.randrange(len(events) + 1), body)
+    return events
+
+
+def _drained() -> bool:
+    pending = WebhookDelivery.objects.filter(status__in=["received", "failed"])
+    return not pending.exists() and not DBTaskResult.objects.filter(status__in=["READY", "RUNNING"]).exists()
+
+
+def wait_for_drain() -> None:
+    """Until every delivery is processed or ignored and no task is left; bounded by ``DRAIN_SECONDS``."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while not _drained():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the queue did not drain in {DRAIN_SECONDS} s")
+        time.sleep(0.1)
+
+
+def _expected_table(subscriptions: int) -> dict[str, tuple[int, float]]:
+    newest = (
+        renewal("burst_", sub, RENEWALS_PER_SUBSCRIPTION)["content"]["subscription"] for sub in range(subscriptions)
+    )
+    return {s["id"]: (s["resource_version"], float(s["current_term_end"])) for s in newest}
+
+
+def renewal_burst(port: int, renewals: int, auth: dict[str, str], workers: int) -> list[Line]:
+    """``renewals`` renewal deliveries (plus copies) from ``SENDERS`` threads to a queue-mode server."""
+    subscriptions = renewals // RENEWALS_PER_SUBSCRIPTION
+    with transaction.atomic():
+        Organization.objects.bulk_create(
+            Organization(id=f"org_burst_{sub}", chargebee_customer_id=f"cust_burst_{sub}")
+            for sub in range(subscriptions)
+        )
+    bodies = _deliveries(subscriptions, random.Random(6))
+
+    started = time.perf_counter()
+    base_results = load.run(port, [load.Request("POST", "/bench/rows", body) for body in bodies], SENDERS)
+    baseline_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    ours = [load.Request("POST", "/api/webhooks/chargebee", body, auth) for body in bodies]
+    ours_results = load.run(port, ours, SENDERS)
+    accepted_seconds = time.perf_counter() - started
+    wait_for_drain()
+    drained_seconds = time.perf_counter() - started
+    load.check_statuses(base_results, {200}, "renewal burst baseline")
+    load.check_statuses(ours_results, {200, 202}, "renewal burst")
+
+    sent = {json.loads(body)["id"] for body in bodies}
+    deliveries = WebhookDelivery.objects.filter(event_id__startswith="ev_burst_")
+    done = set(deliveries.filter(status__in=["processed", "ignored"]).values_list("event_id", flat=True))
+    twice = deliveries.filter(attempts__gt=1).count()
+    table = {
+        row.id: (row.resource_version, row.current_period_end.timestamp())
+        for row in Subscription.objects.filter(id__startswith="sub_burst_")
+    }
+    name = f"3. Renewal burst, queue mode, {workers} workers ({len(sent)} renewals + {len(bodies) - len(sent)} copies)"
+    return [
+        Line(name, "time to accept every delivery, s", accepted_seconds, baseline_seconds),
+        Line(name, "time to drain the queue, s", drained_seconds, baseline_seconds),
+        Line(name, "deliveries applied per second", len(sent) / drained_seconds),
+        Line(name, "lost deliveries", len(sent - done), "", "0", sent <= done),
+        Line(name, "deliveries applied twice", twice, "", "0", twice == 0),
+        Line(
+            name,
+            "final table equals the expected one",
+            "yes" if table == _expected_table(subscriptions) else "no",
+            "",
+            "yes",
+            table == _expected_table(subscriptions),
+        ),
+    ]
