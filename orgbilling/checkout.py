@@ -75,8 +75,13 @@ def vendor_problem(error: ChargebeeError) -> BillingProblem:
 
 
 def listed_subscriptions(organization_id: str) -> QuerySet[Subscription]:
-    """The organization's subscriptions, newest first, without checkouts Chargebee never confirmed."""
-    return Subscription.objects.filter(organization_id=organization_id).exclude(WAITING).order_by("-created_at")
+    """All the organization's subscriptions, any status, newest first.
+
+    A checkout row Chargebee has not confirmed yet is listed too, as ``future``:
+    its id is the ``subscriptionId`` the checkout API answered, so a front end
+    can follow it from checkout to active.
+    """
+    return Subscription.objects.filter(organization_id=organization_id).order_by("-created_at")
 
 
 def current_subscription(organization: Organization) -> Subscription | None:

@@ -38,7 +38,7 @@ def test_subscription_list_reads_the_local_table_in_two_queries(client, scalekit
         trial_end=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
         current_period_end=datetime(2030, 2, 2, tzinfo=UTC),
     )
-    Subscription.objects.create(organization=organization)  # a checkout never paid: not a subscription
+    waiting = Subscription.objects.create(organization=organization, plan_id="team-plan-USD-monthly")  # checkout row
     Subscription.objects.create(organization=Organization.objects.create(id="org_2"), status="active")
     headers = scalekit.bearer()
     client.get("/api/session", **headers)  # warm the key cache: the count is about the database
@@ -47,6 +47,15 @@ def test_subscription_list_reads_the_local_table_in_two_queries(client, scalekit
     assert response.status_code == 200
     assert response.json() == {
         "subscriptions": [
+            {
+                "id": waiting.pk,
+                "status": "future",
+                "planId": "team-plan-USD-monthly",
+                "seats": 1,
+                "trialEnd": None,
+                "currentPeriodEnd": None,
+                "cancelAtPeriodEnd": False,
+            },
             {
                 "id": newer.pk,
                 "status": "in_trial",
