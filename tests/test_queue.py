@@ -7,6 +7,7 @@ alike. Several worker processes on PostgreSQL: ``test_queue_workers.py``.
 
 from __future__ import annotations
 
+import signal
 from datetime import timedelta
 
 import pytest
@@ -31,7 +32,13 @@ def queue_mode(settings):
 
 
 def run_worker() -> None:
-    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", "--interval", "0", verbosity=0)
+    """The worker until nothing is ready; then pytest gets back the signal handlers the worker installs."""
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
+    try:
+        call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", "--interval", "0", verbosity=0)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def changed(version: int = 1, event_id: str = "ev_changed_1") -> dict:
