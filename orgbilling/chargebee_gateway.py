@@ -178,10 +178,23 @@ class ChargebeeGateway:
                 return
 
     def cancel_subscription_now(self, subscription_id: str) -> dict:
+        """Cancel at once, idempotently: one already cancelled is returned as it is.
+
+        A try that timed out may still have gone through at Chargebee; the
+        retry then gets ``invalid_state_for_request`` for what is in fact done.
+        """
         params = {"end_of_term": False}
-        result = self._call(
-            "subscription.cancel", self.client.Subscription.cancel_for_items, subscription_id, params, post=True
-        )
+        try:
+            result = self._call(
+                "subscription.cancel", self.client.Subscription.cancel_for_items, subscription_id, params, post=True
+            )
+        except ChargebeeError as exc:
+            if exc.api_error_code != "invalid_state_for_request":
+                raise
+            current = self._call("subscription.retrieve", self.client.Subscription.retrieve, subscription_id)
+            if current.subscription.raw_data.get("status") != "cancelled":
+                raise
+            return current.subscription.raw_data
         return result.subscription.raw_data
 
     # -- events --------------------------------------------------------------

@@ -73,3 +73,12 @@ def test_iter_subscriptions_pages_by_100(gateway, fake_chargebee):
     fake_chargebee.create_subscription(customer_id="org_2", item_price_id="plan", quantity=1)
     assert len(list(gateway.iter_subscriptions(customer_id="org_1"))) == 230
     assert len(fake_chargebee.calls("GET", "/subscriptions")) == 3
+
+
+def test_cancelling_now_is_idempotent(gateway, fake_chargebee):
+    sub = fake_chargebee.create_subscription(customer_id="org_1", item_price_id="plan", quantity=1)
+    assert gateway.cancel_subscription_now(sub["id"])["status"] == "cancelled"
+    again = gateway.cancel_subscription_now(sub["id"])  # e.g. the retry of a try that timed out but went through
+    assert again["status"] == "cancelled" and again["id"] == sub["id"]
+    with pytest.raises(ChargebeeError):
+        gateway.cancel_subscription_now("sub_missing")
