@@ -101,8 +101,8 @@ def main() -> None:
     os.environ.update(environment(args.database, "http://127.0.0.1:9", "", "http://127.0.0.1:9/api/v2"))
     django.setup()
 
-    from django.conf import settings
     from django.core.management import call_command
+    from django.test import override_settings
 
     from sandbox.fake_chargebee import FakeChargebee, serve
     from tests.scalekit_support import CLIENT_ID, ScalekitStub
@@ -115,7 +115,7 @@ def main() -> None:
     chargebee = serve(fake)
     env = {**os.environ, **environment(args.database, stub.env_url, CLIENT_ID, chargebee.url)}
     os.environ["DJANGO_SETTINGS_MODULE"] = env["DJANGO_SETTINGS_MODULE"]
-    settings.CHARGEBEE_API_BASE_URL = chargebee.url
+    override_settings(CHARGEBEE_API_BASE_URL=chargebee.url).enable()  # announced, so orgbilling.conf sees it
     auth = basic_auth(WEBHOOK_USER, WEBHOOK_PASSWORD)
     logs = Path(tempfile.mkdtemp(prefix="orgbilling-bench-"))
     print(f"bench: logs in {logs}", flush=True)

@@ -1,9 +1,9 @@
 """The one place orgbilling reads its settings.
 
-Values are looked up on ``django.conf.settings`` each time they are asked for,
-never frozen at import, so ``override_settings`` and a reloaded environment are
-always seen. Every setting has a default here so a host project only sets what
-it needs.
+Values are looked up on ``django.conf.settings`` when first asked for and
+remembered until Django reports a settings change, never frozen at import, so
+``override_settings`` and the test ``settings`` fixture are always seen. Every
+setting has a default here so a host project only sets what it needs.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 DEFAULTS: dict[str, Any] = {
     "APP_URL": "http://localhost:8000",
@@ -75,11 +77,26 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Values already read. Every request reads several settings, and reading one a project leaves at its
+# default costs an AttributeError inside Django's LazySettings; Django announces every change made
+# through override_settings (and pytest-django's ``settings``) with ``setting_changed``, which empties this.
+_values: dict[str, Any] = {}
+
+
 def get(name: str) -> Any:
     """Return setting ``name``, falling back to orgbilling's default."""
-    if name not in DEFAULTS:
-        raise KeyError(f"orgbilling has no setting named {name}")
-    return getattr(settings, name, DEFAULTS[name])
+    try:
+        return _values[name]
+    except KeyError:
+        if name not in DEFAULTS:
+            raise KeyError(f"orgbilling has no setting named {name}") from None
+    value = _values[name] = getattr(settings, name, DEFAULTS[name])
+    return value
+
+
+@receiver(setting_changed)
+def _forget_values(**kwargs: Any) -> None:
+    _values.clear()
 
 
 def get_list(name: str) -> list[str]:

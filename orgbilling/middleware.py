@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 
 from . import conf, scalekit_auth
 from .models import Organization
@@ -46,18 +48,46 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
 
 
+# Organization ids this process has already made sure exist (bounded: cleared when full).
+_seen_organizations: set[str] = set()
+MAX_SEEN = 100_000
+
+
+def _ensure_organization(organization_id: str) -> None:
+    """Create the organization row on first sight, once per process rather than once per request."""
+    if organization_id not in _seen_organizations:
+        Organization.objects.get_or_create(id=organization_id)
+        if len(_seen_organizations) >= MAX_SEEN:
+            _seen_organizations.clear()
+        _seen_organizations.add(organization_id)
+
+
+def forget_seen_organizations() -> None:
+    """Make the next request of every organization check its row again (tests roll rows back)."""
+    _seen_organizations.clear()
+
+
+def _load_organization(organization_id: str) -> Organization:
+    return Organization.objects.get_or_create(id=organization_id)[0]
+
+
 def context_from_claims(claims: dict[str, Any], *, email: str = "", bearer: bool) -> BillingContext | None:
     """Build the context from validated claims, creating the organization on first sight.
 
     An organization whose Scalekit webhook never arrived still gets a row (no
     Chargebee call: its customer is created at checkout), so it can subscribe.
+    The ``Organization`` itself is loaded lazily, on first use, so a request
+    that needs only its id (the subscription list) costs no extra query.
     """
     user_id, organization_id = claims.get("sub"), claims.get("oid") or ""
     if not isinstance(user_id, str) or not user_id or not isinstance(organization_id, str):
         return None
     if len(organization_id) > 50:  # longer than a Chargebee customer id can be
         return None
-    organization = Organization.objects.get_or_create(id=organization_id)[0] if organization_id else None
+    organization = None
+    if organization_id:
+        _ensure_organization(organization_id)
+        organization = SimpleLazyObject(partial(_load_organization, organization_id))
     return BillingContext(
         user_id=user_id,
         organization_id=organization_id,

@@ -33,6 +33,14 @@ def scalekit_headers(
 
 
 @pytest.fixture(autouse=True)
+def _fresh_organization_memo():
+    """Each test's database starts empty, so the middleware's per-process memo must too."""
+    from orgbilling.middleware import forget_seen_organizations
+
+    forget_seen_organizations()
+
+
+@pytest.fixture(autouse=True)
 def vendor_settings(settings):
     """Hermetic vendor settings, whatever the developer's .env says."""
     settings.APP_URL = "http://testserver"

@@ -150,3 +150,13 @@ def test_session_sets_the_csrf_cookie_for_front_ends(client, scalekit):
     response = client.get("/api/session", **scalekit.bearer())
     assert response.cookies["csrftoken"].value
     assert client.get("/api/session").status_code == 401
+
+
+def test_subscription_list_costs_one_query_once_the_organization_is_known(client, scalekit, django_assert_num_queries):
+    organization = Organization.objects.create(id="org_1")
+    Subscription.objects.create(organization=organization, status="active", chargebee_subscription_id="a")
+    headers = scalekit.bearer()
+    client.get("/api/subscription", **headers)  # first sight: the middleware makes sure the row exists
+    with django_assert_num_queries(1):
+        response = client.get("/api/subscription", **headers)
+    assert [s["status"] for s in response.json()["subscriptions"]] == ["active"]
