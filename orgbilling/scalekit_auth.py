@@ -20,6 +20,7 @@ an AES-GCM encrypted session cookie). What is added here, and why:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -51,6 +52,21 @@ def _jwks_client(url: str, lifespan: float, cooldown: float) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=lifespan, cooldown_duration=cooldown, timeout=JWKS_TIMEOUT)
 
 
+# Tokens already verified: token -> (its signing key object, kid, valid until, claims). A hit is
+# trusted only while the JWKS still serves that very key object (a rotation or refetch replaces it)
+# and the token has not expired, so it answers exactly as a fresh check would, without the RSA work.
+_verified: dict[tuple[str, str, str], tuple[Any, str, float, dict[str, Any]]] = {}
+MAX_VERIFIED = 10_000
+VERIFIED_FOR = 60  # seconds a verified token is remembered at most
+
+
+def _key(keys: jwt.PyJWKClient, kid: str) -> jwt.PyJWK:
+    try:
+        return keys.get_signing_key(kid)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+
+
 def validate_access_token(token: str) -> dict[str, Any]:
     """Return the claims of a Scalekit access token, or raise ``InvalidToken``.
 
@@ -61,6 +77,17 @@ def validate_access_token(token: str) -> dict[str, Any]:
     audience = conf.get("ORGBILLING_TOKEN_AUDIENCE") or conf.get("SCALEKIT_CLIENT_ID")
     if not env_url or not audience:
         raise InvalidToken("Scalekit is not configured (SCALEKIT_ENV_URL, SCALEKIT_CLIENT_ID)")
+    issuer = conf.get("ORGBILLING_TOKEN_ISSUER") or env_url
+    keys = _jwks_client(
+        f"{env_url}/keys",
+        float(conf.get("ORGBILLING_JWKS_CACHE_SECONDS")),
+        float(conf.get("ORGBILLING_JWKS_REFETCH_COOLDOWN")),
+    )
+    remembered = _verified.get((token, issuer, audience))
+    if remembered is not None:
+        key, kid, until, claims = remembered
+        if time.time() < until and _key(keys, kid) is key:
+            return claims
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -69,24 +96,24 @@ def validate_access_token(token: str) -> dict[str, Any]:
         raise InvalidToken(f"algorithm {header.get('alg')!r} is not accepted")
     if not isinstance(header.get("kid"), str):
         raise InvalidToken("token names no signing key (kid)")
-    keys = _jwks_client(
-        f"{env_url}/keys",
-        float(conf.get("ORGBILLING_JWKS_CACHE_SECONDS")),
-        float(conf.get("ORGBILLING_JWKS_REFETCH_COOLDOWN")),
-    )
+    key = _key(keys, header["kid"])
     try:
-        key = keys.get_signing_key(header["kid"])
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             key.key,
             algorithms=ALGORITHMS,
             audience=audience,
-            issuer=conf.get("ORGBILLING_TOKEN_ISSUER") or env_url,
+            issuer=issuer,
             leeway=CLOCK_SKEW,
             options={"require": ["exp", "iss", "aud", "sub"]},
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
+    if len(_verified) >= MAX_VERIFIED:
+        _verified.clear()
+    until = min(float(claims["exp"]) + CLOCK_SKEW, time.time() + VERIFIED_FOR)
+    _verified[(token, issuer, audience)] = (key, header["kid"], until, claims)
+    return claims
 
 
 def bearer_token(header: str) -> str:

@@ -9,6 +9,7 @@ import json
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from django.test import Client
@@ -252,3 +253,18 @@ def test_sign_in_checks(settings):
     settings.ORGBILLING_PLANS = None
     settings.ORGBILLING_THROTTLE_RATE = "10/minute"
     assert check_sign_in() == []
+
+
+def test_a_verified_token_is_remembered_only_while_its_key_is_served(client, scalekit, settings, monkeypatch):
+    settings.ORGBILLING_JWKS_REFETCH_COOLDOWN = 0.2
+    remembered = scalekit.bearer()
+    assert session(client, **remembered).status_code == 200
+    decodes = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    assert session(client, **remembered).status_code == 200
+    assert decodes == []  # the signature was not checked again
+    scalekit.rotate()
+    time.sleep(0.3)
+    assert session(client, **scalekit.bearer()).status_code == 200  # the new kid makes the JWKS refetch
+    assert session(client, **remembered).status_code == 401  # its key is gone: remembered or not, refused
