@@ -29,6 +29,7 @@ from urllib.parse import quote
 import jwt
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 from scalekit.frameworks import django as scalekit_django
@@ -175,6 +176,16 @@ def sign_in_url(request: HttpRequest) -> str:
     return f"{reverse('orgbilling:login')}?returnTo={quote(return_to, safe='')}"
 
 
-login_view = require_GET(scalekit_django.login_view)
+@require_GET
+def login_view(request: HttpRequest) -> HttpResponse:
+    """The SDK's sign-in, minus any ``returnTo`` Django does not consider same-site.
+
+    The SDK's own check lets ``/\\evil.example`` through, which browsers read as ``//evil.example``.
+    """
+    return_to = request.GET.get("returnTo")
+    if return_to and not url_has_allowed_host_and_scheme(return_to, {request.get_host()}, request.is_secure()):
+        request.GET = request.GET.copy()
+        del request.GET["returnTo"]
+    return scalekit_django.login_view(request)
 callback_view = require_GET(scalekit_django.callback_view)
 logout_view = require_POST(csrf_protect(scalekit_django.logout_view))

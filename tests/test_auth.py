@@ -212,8 +212,9 @@ def test_callback_refuses_forged_or_failed_logins(client, scalekit, query):
     assert session(client).status_code == 401
 
 
-def test_login_never_redirects_off_site(client, scalekit):
-    response = client.get("/auth/login?returnTo=https://evil.example/")
+@pytest.mark.parametrize("target", ["https://evil.example/", "/\\evil.example", "//evil.example"])
+def test_login_never_redirects_off_site(client, scalekit, target):
+    response = client.get("/auth/login", {"returnTo": target})
     assert "sk_return_to" not in response.cookies
 
 
