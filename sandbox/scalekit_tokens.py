@@ -1,6 +1,6 @@
 """RS256 tokens and the JWKS of the fake Scalekit, with the claims real Scalekit tokens carry.
 
-Claims follow ../shared/vendor-samples/scalekit/token_claims/: access tokens
+Claims follow the token claim samples in tests/fixtures/scalekit/token_claims/: access tokens
 have ``sub``, ``oid``, ``roles``, ``permissions``, ``iss`` (the environment
 URL), ``aud`` ([client id]), ``exp``, ``iat``, ``nbf``, ``jti``, ``sid``,
 ``client_id`` and ``scope`` but no email; ID tokens add the user's profile.

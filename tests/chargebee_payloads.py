@@ -32,7 +32,7 @@ _event_ids = itertools.count(1)
 
 
 def vendor_event(event_type: str) -> dict:
-    """A vendor-written event body from ../shared/vendor-samples, as it is."""
+    """A vendor-written event body from tests/fixtures, as it is."""
     return sample(f"chargebee/events/{event_type}.json")
 
 

@@ -10,14 +10,14 @@ import pytest
 
 from orgbilling import scalekit_signature
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "vendor-samples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCALEKIT_SECRET = "whsec_dGVzdHNlY3JldA=="  # base64("testsecret"), as in Scalekit's Go SDK tests
 CHARGEBEE_USER, CHARGEBEE_PASSWORD = "cb-hook", "cb-hook-password"
 
 
 def sample(relative: str) -> dict:
-    """A vendor-written payload from ../shared/vendor-samples, parsed."""
-    return json.loads((SAMPLES / relative).read_text())
+    """A vendor-written payload from tests/fixtures (see its README for each source), parsed."""
+    return json.loads((FIXTURES / relative).read_text())
 
 
 def scalekit_headers(

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from orgbilling.scalekit_signature import InvalidSecret, SignatureError, decode_secret, sign, verify
-from tests.conftest import SAMPLES
+from tests.conftest import FIXTURES
 
-VECTORS = json.loads((SAMPLES / "scalekit/signature_vectors/vectors.json").read_text())
+VECTORS = json.loads((FIXTURES / "scalekit/signature_vectors/vectors.json").read_text())
 # Where we deliberately differ from scalekit-sdk-python 2.21.0:
 # - header names are matched case-insensitively (the SDK misses "Webhook-Id");
 # - a malformed secret is reported as InvalidSecret instead of a bare binascii.Error.
