@@ -1,46 +1,122 @@
-"""Django admin for support staff: organizations, subscriptions and the delivery log."""
+"""Django admin for support staff: read-only views of billing, and permissioned, confirmed actions.
+
+Organizations and subscriptions mirror Chargebee, and deliveries are the
+deduplication record of every vendor event, so none of them is added, edited
+or deleted here (deliveries leave only through ``orgbilling_prune_deliveries``).
+Support acts through actions instead, each behind its own permission and a
+confirmation page: resync from Chargebee, replay deliveries, open the customer
+or subscription in Chargebee's dashboard. Resyncs and replays are written to
+the audit trail with the staff member who ran them.
+
+The classes work on any ``AdminSite`` a project registers them on: pages are
+rendered with that site's context and links reversed in its namespace.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from urllib.parse import quote, urlencode
 
 from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 
-from . import conf
+from . import audit, conf
+from .audit import AuditEvent
 from .chargebee_gateway import ChargebeeError
 from .models import Organization, Subscription, WebhookDelivery
 from .reconcile import sync_subscriptions
 from .replay import replay
 
+RESYNC_PERMISSION = "orgbilling.resync_organization"
 REPLAY_PERMISSION = "orgbilling.replay_webhookdelivery"
+OPEN_PERMISSION = "orgbilling.open_in_chargebee"
+INLINE_AUDIT_EVENTS = 50  # newest shown on the organization's page; the rest are in the audit list
+
+Outcome = AuditEvent.Outcome
 
 
-def confirm_then(request, queryset, *, title: str, action: str, run) -> TemplateResponse | None:
-    """Show a confirmation page first; run ``run(queryset)`` once the user confirms it."""
-    if request.POST.get("confirmed") == "yes":
-        run(queryset)
+def dashboard_url(kind: str, vendor_id: str) -> str | None:
+    """The page of a Chargebee customer or subscription in the site's dashboard; None without CHARGEBEE_SITE."""
+    site = conf.get("CHARGEBEE_SITE")
+    if not site or not vendor_id:
         return None
-    return TemplateResponse(
-        request,
-        "admin/orgbilling/confirm_action.html",
-        {
-            **admin.site.each_context(request),
-            "title": title,
-            "objects": queryset,
-            "action": action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            "opts": queryset.model._meta,
-        },
-    )
+    return f"https://{quote(site, safe='')}.chargebee.com/d/{kind}/{quote(vendor_id, safe='')}"
 
 
-class SubscriptionInline(admin.TabularInline):
-    model = Subscription
+class ReadOnly:
+    """Viewed in the admin, written only by orgbilling's own code."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class SupportAdmin(ReadOnly, admin.ModelAdmin):
+    """A read-only model admin whose actions ask for confirmation on the site they are served from."""
+
+    def has_resync_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RESYNC_PERMISSION)
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REPLAY_PERMISSION)
+
+    def has_open_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(OPEN_PERMISSION)
+
+    def action_page(self, request: HttpRequest, queryset: QuerySet, template: str, **context) -> TemplateResponse:
+        return TemplateResponse(
+            request,
+            f"admin/orgbilling/{template}",
+            {
+                **self.admin_site.each_context(request),  # this site's header, title and links
+                "objects": queryset,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+                **context,
+            },
+        )
+
+    def confirm_then(
+        self, request: HttpRequest, queryset: QuerySet, *, title: str, action: str, warning: str, run: Callable
+    ) -> TemplateResponse | None:
+        """Show a confirmation page first; run ``run(queryset)`` once the user confirms it."""
+        if request.POST.get("confirmed") == "yes":
+            run(queryset)
+            return None
+        return self.action_page(request, queryset, "confirm_action.html", title=title, action=action, warning=warning)
+
+    def dashboard_links(
+        self, request: HttpRequest, queryset: QuerySet, *, title: str, links: Iterable[tuple[Model, str | None]]
+    ) -> TemplateResponse:
+        """A page of dashboard links: opening one is the confirmation (changes made there bypass this site)."""
+        return self.action_page(
+            request,
+            queryset,
+            "chargebee_links.html",
+            title=title,
+            links=list(links),
+            site_configured=bool(conf.get("CHARGEBEE_SITE")),
+        )
+
+
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
     extra = 0
-    can_delete = False
     show_change_link = True
+
+
+class SubscriptionInline(ReadOnlyInline):
+    model = Subscription
     fields = (
         "id",
         "status",
@@ -53,48 +129,72 @@ class SubscriptionInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class NewestFirst(BaseInlineFormSet):
+    """Only the newest events: an organization's whole trail can be long."""
+
+    def get_queryset(self) -> QuerySet:
+        return super().get_queryset()[:INLINE_AUDIT_EVENTS]
+
+
+class AuditEventInline(ReadOnlyInline):
+    model = AuditEvent
+    formset = NewestFirst
+    show_change_link = False
+    fields = ("at", "action", "outcome", "user_id", "email", "staff_user", "asked", "answer")
+    readonly_fields = fields
+    verbose_name_plural = f"audit trail (newest {INLINE_AUDIT_EVENTS}; all of it under Audit events)"
+
+
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ("id", "display_name", "customer_link", "deleted_at", "created_at")
+class OrganizationAdmin(SupportAdmin):
+    list_display = ("id", "display_name", "chargebee_customer_id", "deleted_at", "created_at")
     search_fields = ("id", "display_name", "chargebee_customer_id", "external_id")
     list_filter = (("deleted_at", admin.EmptyFieldListFilter),)
-    readonly_fields = ("customer_link", "scalekit_update_time", "created_at", "updated_at")
-    inlines = [SubscriptionInline]
-    actions = ["resync_from_chargebee"]
+    readonly_fields = ("audit_trail",)
+    inlines = [SubscriptionInline, AuditEventInline]
+    actions = ["resync_from_chargebee", "open_in_chargebee"]
 
-    def has_replay_permission(self, request) -> bool:
-        return request.user.has_perm(REPLAY_PERMISSION)
+    @admin.display(description="Audit trail")
+    def audit_trail(self, obj: Organization) -> str:
+        if not self.admin_site.is_registered(AuditEvent):
+            return "-"
+        url = reverse("admin:orgbilling_auditevent_changelist", current_app=self.admin_site.name)
+        return format_html('<a href="{}?{}">All audit events</a>', url, urlencode({"organization__exact": obj.pk}))
 
-    @admin.action(description="Resync from Chargebee", permissions=["replay"])
-    def resync_from_chargebee(self, request, queryset):
-        def run(selected):
+    @admin.action(description="Resync from Chargebee", permissions=["resync"])
+    def resync_from_chargebee(self, request: HttpRequest, queryset: QuerySet[Organization]):
+        def run(selected: QuerySet[Organization]) -> None:
             for organization in selected:
                 try:
                     summary = sync_subscriptions(organization=organization)
                 except ChargebeeError as exc:
+                    outcome, answer = Outcome.FAILED, {"error": str(exc)}
                     self.message_user(request, f"{organization}: {exc}", messages.ERROR)
                 else:
+                    outcome = Outcome.DONE
+                    answer = {"summary": str(summary), "orphaned_locally": ", ".join(summary.orphaned_locally)}
                     self.message_user(request, f"{organization}: {summary}", messages.SUCCESS)
+                audit.record_staff(
+                    request.user, "resync", outcome=outcome, organization_id=organization.pk, answer=answer
+                )
 
-        return confirm_then(request, queryset, title="Resync from Chargebee?", action="resync_from_chargebee", run=run)
-
-    @admin.display(description="Chargebee customer", ordering="chargebee_customer_id")
-    def customer_link(self, obj: Organization) -> str:
-        if not obj.chargebee_customer_id:
-            return "-"
-        site = conf.get("CHARGEBEE_SITE")
-        if not site:
-            return obj.chargebee_customer_id
-        return format_html(
-            '<a href="https://{}.chargebee.com/d/customers/{}" target="_blank" rel="noopener">{}</a>',
-            site,
-            obj.chargebee_customer_id,
-            obj.chargebee_customer_id,
+        return self.confirm_then(
+            request,
+            queryset,
+            title="Resync from Chargebee?",
+            action="resync_from_chargebee",
+            warning="This reads each organization's subscriptions from Chargebee and overwrites the local copies.",
+            run=run,
         )
+
+    @admin.action(description="Open in Chargebee's dashboard", permissions=["open"])
+    def open_in_chargebee(self, request: HttpRequest, queryset: QuerySet[Organization]):
+        links = ((org, dashboard_url("customers", org.chargebee_customer_id or "")) for org in queryset)
+        return self.dashboard_links(request, queryset, title="Open customers in Chargebee?", links=links)
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(SupportAdmin):
     list_display = ("id", "organization", "status", "plan_id", "seats", "current_period_end", "cancel_at_period_end")
     list_filter = ("status", "plan_id")
     search_fields = (
@@ -105,11 +205,16 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "chargebee_subscription_id",
     )
     list_select_related = ("organization",)
-    readonly_fields = ("created_at", "updated_at", "resource_version")
+    actions = ["open_in_chargebee"]
+
+    @admin.action(description="Open in Chargebee's dashboard", permissions=["open"])
+    def open_in_chargebee(self, request: HttpRequest, queryset: QuerySet[Subscription]):
+        links = ((sub, dashboard_url("subscriptions", sub.chargebee_subscription_id or "")) for sub in queryset)
+        return self.dashboard_links(request, queryset, title="Open subscriptions in Chargebee?", links=links)
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(SupportAdmin):
     list_display = (
         "event_id",
         "vendor",
@@ -124,18 +229,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     # Counts beside each filter choice: how many deliveries are pending (received) or failed, at a glance.
     show_facets = admin.ShowFacets.ALWAYS
     search_fields = ("event_id",)
-    readonly_fields = (*list_display, "last_error", "pretty_body")
-    exclude = ("body",)
+    fields = (*list_display, "last_error", "pretty_body")
+    readonly_fields = ("pretty_body",)
     actions = ["replay_deliveries"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_replay_permission(self, request) -> bool:
-        return request.user.has_perm(REPLAY_PERMISSION)
 
     @admin.display(description="body")
     def pretty_body(self, obj: WebhookDelivery) -> str:
@@ -146,12 +242,52 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         return format_html("<pre style='white-space: pre-wrap'>{}</pre>", text)
 
     @admin.action(description="Replay selected deliveries", permissions=["replay"])
-    def replay_deliveries(self, request, queryset):
-        def run(selected):
+    def replay_deliveries(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]):
+        def run(selected: QuerySet[WebhookDelivery]) -> None:
             results = replay(selected)
+            for delivery, outcome in results:
+                audit.record_staff(
+                    request.user,
+                    "replay",
+                    outcome=Outcome.FAILED if outcome.failed else Outcome.DONE,
+                    asked={"vendor": delivery.vendor, "event_id": delivery.event_id, "event_type": delivery.event_type},
+                    answer={"status": outcome.status, "error": outcome.error},
+                )
             failed = [d.event_id for d, outcome in results if outcome.failed]
             self.message_user(request, f"Replayed {len(results)} deliveries.", messages.SUCCESS)
             if failed:
                 self.message_user(request, f"Still failing: {', '.join(failed)}", messages.ERROR)
 
-        return confirm_then(request, queryset, title="Replay deliveries?", action="replay_deliveries", run=run)
+        return self.confirm_then(
+            request,
+            queryset,
+            title="Replay deliveries?",
+            action="replay_deliveries",
+            warning="This can change billing in Chargebee (a replayed deletion cancels subscriptions).",
+            run=run,
+        )
+
+
+class StaffOrMember(admin.SimpleListFilter):
+    title = "by"
+    parameter_name = "by"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("staff", "Support staff"), ("member", "Organization members")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+        if self.value() == "staff":
+            return queryset.exclude(staff_user="")
+        if self.value() == "member":
+            return queryset.filter(staff_user="")
+        return queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(SupportAdmin):
+    list_display = ("at", "action", "outcome", "organization_id", "user_id", "email", "staff_user")
+    list_filter = ("action", "outcome", StaffOrMember)
+    date_hierarchy = "at"
+    search_fields = ("=organization__id", "user_id", "email", "staff_user")
+    fields = ("at", "action", "outcome", "organization_id", "user_id", "email", "staff_user", "asked", "answer")
+    readonly_fields = ("organization_id",)  # the id, not the row: it may have been deleted

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 
-from . import conf, plans
+from . import audit, conf, plans
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
@@ -143,6 +143,12 @@ def _trial_end(organization: Organization, plan: plans.Plan) -> int:
     return int(time.time()) + plan.trial_days * 86400
 
 
+def _opened(hosted: HostedRedirect) -> dict[str, str]:
+    """What the audit trail keeps of a hosted page: the local subscription, never the page's id or URL."""
+    return {"subscription_id": hosted.subscription_id}
+
+
+@audit.billing_action("subscribe", asked=("reference_id", "plan_id", "seats"), answer=_opened)
 def start_checkout(
     context: BillingContext | None, *, reference_id: str | None = None, plan_id: object = None, seats: object = None
 ) -> HostedRedirect:
@@ -187,6 +193,7 @@ def start_checkout(
     return HostedRedirect(page["url"], subscription.id)
 
 
+@audit.billing_action("change", asked=("subscription_id", "plan_id", "seats"), answer=_opened)
 def change_subscription(
     context: BillingContext | None, *, subscription_id: object, plan_id: object = None, seats: object = None
 ) -> HostedRedirect:
@@ -252,6 +259,7 @@ def complete_checkout(context: BillingContext | None, *, subscription_id: object
             logger.warning("could not acknowledge hosted page %s: %s", hosted_page_id, exc)
 
 
+@audit.billing_action("portal", asked=("reference_id",))  # the answer is the portal's secret URL: not kept
 def open_portal(context: BillingContext | None, *, reference_id: str | None = None) -> str:
     """A Chargebee customer-portal URL (single use, valid an hour, never stored) returning to our resync."""
     organization = authorize_reference(context, _reference(context, reference_id), Action.PORTAL)

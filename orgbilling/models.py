@@ -13,6 +13,8 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from .audit import AuditEvent  # noqa: F401  defined beside its recorder; imported here to register it
+
 ACTIVE_STATUSES = ("active", "in_trial", "non_renewing")
 MAX_HOSTED_PAGES = 10
 
@@ -35,6 +37,11 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["display_name", "id"]
+        # Support staff's admin actions, each granted on its own (the admin itself is read-only).
+        permissions = [
+            ("resync_organization", "Can resync organizations from Chargebee"),
+            ("open_in_chargebee", "Can open customers and subscriptions in Chargebee's dashboard"),
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.id
@@ -146,7 +153,7 @@ class WebhookDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["vendor", "event_id"], name="orgbilling_delivery_unique_event"),
         ]
-        permissions = [("replay_webhookdelivery", "Can replay webhook deliveries and resync billing")]
+        permissions = [("replay_webhookdelivery", "Can replay webhook deliveries")]
 
     def __str__(self) -> str:
         return f"{self.vendor} {self.event_type} {self.event_id}"

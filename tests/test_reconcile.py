@@ -152,9 +152,10 @@ def test_admin_resync_asks_first_then_syncs_only_the_selected_organizations(
     assert call.params["customer_id[is]"] == "cust_b"
 
 
-def test_admin_resync_needs_the_replay_permission(client):
+def test_admin_resync_needs_its_own_permission(client):
     staff = User.objects.create_user("support", password="pw", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(codename="view_organization"))
+    codenames = ("view_organization", "replay_webhookdelivery", "open_in_chargebee")
+    staff.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     client.force_login(staff)
     page = client.get("/admin/orgbilling/organization/")
     assert page.status_code == 200
