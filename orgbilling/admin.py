@@ -150,7 +150,7 @@ class OrganizationAdmin(SupportAdmin):
     list_display = ("id", "display_name", "chargebee_customer_id", "deleted_at", "created_at")
     search_fields = ("id", "display_name", "chargebee_customer_id", "external_id")
     list_filter = (("deleted_at", admin.EmptyFieldListFilter),)
-    readonly_fields = ("audit_trail",)
+    readonly_fields = ("scalekit_update_time", "created_at", "updated_at", "audit_trail")
     inlines = [SubscriptionInline, AuditEventInline]
     actions = ["resync_from_chargebee", "open_in_chargebee"]
 
@@ -205,6 +205,8 @@ class SubscriptionAdmin(SupportAdmin):
         "chargebee_subscription_id",
     )
     list_select_related = ("organization",)
+    readonly_fields = ("id", "created_at", "updated_at")  # not editable, so only shown when named
+    exclude = ("hosted_page_ids",)  # the success redirect's bookkeeping; a hosted page id is a secret
     actions = ["open_in_chargebee"]
 
     @admin.action(description="Open in Chargebee's dashboard", permissions=["open"])

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
@@ -121,7 +122,7 @@ def record(
         return None
 
 
-def record_staff(user: Any, action: str, **fields: Any) -> AuditEvent | None:
+def record_staff(user: AbstractBaseUser, action: str, **fields: Any) -> AuditEvent | None:
     """Record a staff action (resync, replay) with the Django user who took it."""
     return record(action, staff_user=user.get_username(), email=getattr(user, "email", "") or "", **fields)
 

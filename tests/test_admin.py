@@ -49,7 +49,10 @@ def test_pages_render_for_a_superuser(admin_client, org, failed_delivery):
     assert detail.status_code == 200 and b"team" in detail.content  # subscriptions inline
     assert admin_client.get("/admin/orgbilling/organization/?q=Acme").status_code == 200
     assert admin_client.get("/admin/orgbilling/subscription/?status=active").status_code == 200
-    assert admin_client.get("/admin/orgbilling/subscription/sub_1/change/").status_code == 200
+    Subscription.objects.filter(pk="sub_1").update(hosted_page_ids=["hp_secret_1"])
+    subscription = admin_client.get("/admin/orgbilling/subscription/sub_1/change/").content.decode()
+    assert "sub_1" in subscription and "Created at" in subscription and "hp_secret_1" not in subscription
+    assert "Created at" in detail.content.decode()
     assert admin_client.get("/admin/orgbilling/webhookdelivery/?vendor=scalekit&status=failed").status_code == 200
     body_page = admin_client.get(f"/admin/orgbilling/webhookdelivery/{failed_delivery.pk}/change/")
     assert body_page.status_code == 200
