@@ -49,6 +49,28 @@ def dashboard_url(kind: str, vendor_id: str) -> str | None:
     return f"https://{quote(site, safe='')}.chargebee.com/d/{kind}/{quote(vendor_id, safe='')}"
 
 
+def delivery_organization(delivery: WebhookDelivery) -> str:
+    """The organization a delivery concerns as far as local tables tell ("" if unknown): its audit row's owner."""
+    try:
+        payload = delivery.payload
+    except ValueError:
+        return ""
+    if not isinstance(payload, dict):
+        return ""
+    if delivery.vendor == WebhookDelivery.Vendor.SCALEKIT:
+        data = payload.get("data")
+        organization_event = str(payload.get("type")).startswith("organization.") and isinstance(data, dict)
+        return str(data.get("id") or "") if organization_event else ""
+    content = payload.get("content") if isinstance(payload.get("content"), dict) else {}
+    customer, subscription = content.get("customer"), content.get("subscription")
+    customer_id = (customer.get("id") if isinstance(customer, dict) else None) or (
+        subscription.get("customer_id") if isinstance(subscription, dict) else None
+    )
+    if not isinstance(customer_id, str):
+        return ""
+    return Organization.objects.filter(chargebee_customer_id=customer_id).values_list("id", flat=True).first() or ""
+
+
 class ReadOnly:
     """Viewed in the admin, written only by orgbilling's own code."""
 
@@ -252,6 +274,7 @@ class WebhookDeliveryAdmin(SupportAdmin):
                     request.user,
                     "replay",
                     outcome=Outcome.FAILED if outcome.failed else Outcome.DONE,
+                    organization_id=delivery_organization(delivery),
                     asked={"vendor": delivery.vendor, "event_id": delivery.event_id, "event_type": delivery.event_type},
                     answer={"status": outcome.status, "error": outcome.error},
                 )

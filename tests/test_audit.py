@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from orgbilling import audit, checkout, provisioning
+from orgbilling.admin import delivery_organization
 from orgbilling.errors import BillingProblem
 from orgbilling.middleware import BillingContext
 from orgbilling.models import AuditEvent, Organization, Subscription, WebhookDelivery
@@ -160,3 +161,21 @@ def test_item10_the_trail_is_read_only_on_the_organization_page_and_in_a_filtera
     assert admin_client.post(f"/admin/orgbilling/auditevent/{row.pk}/change/", {"action": "x"}).status_code == 403
     assert admin_client.post(f"/admin/orgbilling/auditevent/{row.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=row.pk, action="change").exists()
+
+
+@pytest.mark.parametrize(
+    ("vendor", "body", "expected"),
+    [
+        ("chargebee", {"content": {"subscription": {"id": "cb_1", "customer_id": "cust_1"}}}, "org_1"),
+        ("chargebee", {"content": {"customer": {"id": "cust_1"}}}, "org_1"),
+        ("chargebee", {"content": {"customer": {"id": "cust_stranger"}}}, ""),
+        ("scalekit", {"type": "organization.updated", "data": {"id": "org_9"}}, "org_9"),
+        ("scalekit", {"type": "user.signup", "data": {"id": "usr_1"}}, ""),
+        ("scalekit", ["not", "an", "object"], ""),
+    ],
+)
+def test_item10_a_replay_is_recorded_under_the_organization_its_delivery_concerns(vendor, body, expected):
+    Organization.objects.create(id="org_1", chargebee_customer_id="cust_1")
+    delivery = WebhookDelivery(vendor=vendor, event_id="ev_1", event_type="x", body=json.dumps(body))
+    assert delivery_organization(delivery) == expected
+    assert delivery_organization(WebhookDelivery(vendor=vendor, body="{not json")) == ""
