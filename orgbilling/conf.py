@@ -35,6 +35,11 @@ DEFAULTS: dict[str, Any] = {
     "CHARGEBEE_READ_TIMEOUT": 20,
     "CHARGEBEE_MAX_RETRIES": 2,
     "CHARGEBEE_RETRY_BACKOFF": 0.5,
+    # Scalekit management client (orgbilling.scalekit_management): seconds, and retries of a call.
+    "SCALEKIT_CONNECT_TIMEOUT": 5,
+    "SCALEKIT_READ_TIMEOUT": 10,
+    "SCALEKIT_MAX_RETRIES": 2,
+    "SCALEKIT_RETRY_BACKOFF": 0.5,
     # Largest webhook body accepted, in bytes.
     "ORGBILLING_WEBHOOK_MAX_BYTES": 1024 * 1024,
     # Scalekit's tolerance for webhook timestamps, in seconds, both ways.

@@ -26,6 +26,7 @@ def index(request: HttpRequest) -> HttpResponse:
     context = {
         "app_url": settings.APP_URL,
         "knobs": runtime.sender().knobs,
+        "dropped": len(runtime.sender().dropped()),
         "attempts": runtime.sender().attempts()[:RECENT],
         "calls": list(reversed(fake.calls()))[:RECENT],
         "subscriptions": [describe(sub) for sub in fake.store.find("subscription", [])[:RECENT]],
@@ -37,7 +38,11 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_POST
 def knobs(request: HttpRequest) -> HttpResponse:
     """Webhook delivery knobs for this process (defaults: SANDBOX_WEBHOOK_* settings)."""
-    knobs = runtime.sender().knobs
+    sender = runtime.sender()
+    knobs = sender.knobs
+    if "release_dropped" in request.POST:
+        messages.success(request, f"Sending {sender.release_dropped()} dropped Scalekit webhook(s) late.")
+        return redirect("sandbox:index")
     try:
         delay = float(request.POST.get("delay", knobs.delay))
     except ValueError:
@@ -48,6 +53,7 @@ def knobs(request: HttpRequest) -> HttpResponse:
     knobs.delay = delay
     knobs.duplicate = "duplicate" in request.POST
     knobs.out_of_order = "out_of_order" in request.POST
+    knobs.drop_scalekit = "drop_scalekit" in request.POST
     messages.success(request, "Webhook delivery settings saved.")
     return redirect("sandbox:index")
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from sandbox import outbound
 from sandbox.fake_chargebee import FakeChargebee
 from sandbox.scalekit_directory import Directory
+from sandbox.scalekit_faults import Faults
 from sandbox.scalekit_tokens import Issuer
 from sandbox.settings_overlay import SIGNING_KEY_FILE
 from sandbox.webhook_sender import Knobs, WebhookSender
@@ -46,6 +47,7 @@ def sender() -> WebhookSender:
             delay=getattr(settings, "SANDBOX_WEBHOOK_DELAY", 1.0),
             duplicate=getattr(settings, "SANDBOX_WEBHOOK_DUPLICATE", False),
             out_of_order=getattr(settings, "SANDBOX_WEBHOOK_OUT_OF_ORDER", False),
+            drop_scalekit=getattr(settings, "SANDBOX_WEBHOOK_DROP_SCALEKIT", False),
         )
         return WebhookSender(knobs)
 
@@ -68,6 +70,11 @@ def chargebee() -> FakeChargebee:
 
 def directory() -> Directory:
     return _once("directory", lambda: Directory(str(sandbox_dir() / "scalekit.sqlite3")))
+
+
+def scalekit_faults() -> Faults:
+    """Faults injected into the fake Scalekit's management API."""
+    return _once("scalekit_faults", Faults)
 
 
 def issuer() -> Issuer:

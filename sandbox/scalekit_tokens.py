@@ -94,6 +94,15 @@ class Issuer:
             options={"verify_exp": verify_exp},
         )
 
+    def verify_client_token(self, token: str) -> dict[str, Any]:
+        """Claims of a client-credentials token this issuer signed: the management API's bearer."""
+        claims = jwt.decode(
+            token, self.key.public_key(), algorithms=["RS256"], issuer=self.env_url, options={"verify_aud": False}
+        )
+        if claims.get("sub") != self.client_id or "oid" in claims:
+            raise jwt.InvalidTokenError("not a client-credentials token of this application")
+        return claims
+
     def _base(self, subject: str, sid: str | None) -> dict[str, Any]:
         now = int(time.time())
         claims = {

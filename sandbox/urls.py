@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from sandbox import chargebee_views, console_views, scalekit_views
+from sandbox import chargebee_views, console_views, scalekit_api, scalekit_views
 
 app_name = "sandbox"
 
@@ -16,6 +16,12 @@ urlpatterns = [
     path("scalekit/oauth/token", scalekit_views.token, name="scalekit-token"),
     path("scalekit/keys", scalekit_views.keys, name="scalekit-keys"),
     path("scalekit/oidc/logout", scalekit_views.logout, name="scalekit-logout"),
+    path("scalekit/api/v1/organizations", scalekit_api.organization_list, name="scalekit-api-organizations"),
+    path(
+        "scalekit/api/v1/organizations/<str:organization_id>",
+        scalekit_api.organization_detail,
+        name="scalekit-api-organization",
+    ),
     # Fake Chargebee: CHARGEBEE_API_BASE_URL is /sandbox/chargebee/api/v2; the site's pages beside it.
     re_path(r"^chargebee/api/v2(?:/.*)?$", chargebee_views.api, name="chargebee-api"),
     path("chargebee/pages/v3/<str:page_id>/", chargebee_views.checkout, name="chargebee-checkout"),

@@ -3,7 +3,9 @@
 Deliveries wait ``delay`` seconds on a timer, then go out one at a time from a
 single worker thread, so they arrive in the order they were made unless the
 ``out_of_order`` knob reverses each batch. ``duplicate`` sends every delivery
-twice. A failed delivery (no answer or not 2xx) is retried a few times with
+twice. ``drop_scalekit`` rehearses an outage longer than Scalekit's ~22 minutes
+of retries: its deliveries are kept aside, unsent (``release_dropped`` sends
+them late, as a last retry would). A failed delivery (no answer or not 2xx) is retried a few times with
 growing pauses, as Chargebee and Scalekit retry; nothing is persisted, a
 restart forgets what was pending. Headers are built per attempt because a
 Standard Webhooks signature covers the time it is sent.
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 # Out of order needs several deliveries in one batch to reverse, so it holds them at least this long.
 OUT_OF_ORDER_WINDOW = 1.0
 LOG_SIZE = 100
+DROPPED = "dropped: the Scalekit outage knob is on"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Knobs:
     delay: float = 1.0
     duplicate: bool = False
     out_of_order: bool = False
+    drop_scalekit: bool = False
 
 
 class WebhookSender:
@@ -81,9 +85,21 @@ class WebhookSender:
         self._timer: threading.Timer | None = None
         self._busy = 0  # deliveries queued, in flight, or waiting for a retry
         self._log: deque[Attempt] = deque(maxlen=LOG_SIZE)
+        self._dropped: list[Delivery] = []
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-webhooks")
 
     def send(self, delivery: Delivery) -> None:
+        if delivery.vendor == "scalekit" and self.knobs.drop_scalekit:
+            attempt = Attempt(
+                time.time(), delivery.vendor, delivery.event_id, delivery.event_type, delivery.url, 0, None, DROPPED
+            )
+            with self._lock:
+                self._dropped.append(delivery)
+                self._log.append(attempt)
+            return
+        self._queue(delivery)
+
+    def _queue(self, delivery: Delivery) -> None:
         window = max(self.knobs.delay, OUT_OF_ORDER_WINDOW if self.knobs.out_of_order else 0)
         with self._lock:
             self._pending.append(delivery)
@@ -92,6 +108,18 @@ class WebhookSender:
                 self._timer = threading.Timer(window, self._flush)
                 self._timer.daemon = True
                 self._timer.start()
+
+    def dropped(self) -> list[Delivery]:
+        with self._lock:
+            return list(self._dropped)
+
+    def release_dropped(self) -> int:
+        """Send the dropped deliveries now (late); returns how many."""
+        with self._lock:
+            late, self._dropped = self._dropped, []
+        for delivery in late:
+            self._queue(delivery)
+        return len(late)
 
     def attempts(self) -> list[Attempt]:
         """The most recent attempts, newest first."""
