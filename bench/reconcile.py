@@ -65,7 +65,7 @@ def reconciliation(fake: FakeChargebee, count: int) -> list[Line]:
     fake.reset_calls()
     output = io.StringIO()
     started = time.perf_counter()
-    call_command("orgbilling_sync", stdout=output, stderr=io.StringIO())
+    call_command("orgbilling_sync", "--chargebee", stdout=output, stderr=io.StringIO())
     sync_seconds = time.perf_counter() - started
     list_calls = len(fake.calls("GET", "/subscriptions"))
     other_calls = len(fake.calls()) - list_calls

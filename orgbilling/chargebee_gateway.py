@@ -151,12 +151,17 @@ class ChargebeeGateway:
 
     # -- subscriptions -----------------------------------------------------
     def list_subscriptions_page(
-        self, *, customer_id: str | None = None, offset: str | None = None
+        self, *, customer_id: str | None = None, updated_after: int | None = None, offset: str | None = None
     ) -> tuple[list[dict], str | None]:
-        """One page (up to 100) of ``{"subscription": ..., "customer": ...}`` entries and the next offset."""
+        """One page (up to 100) of ``{"subscription": ..., "customer": ...}`` entries and the next offset.
+
+        ``updated_after`` (unix seconds) lists only subscriptions changed since then.
+        """
         params: dict[str, Any] = {"limit": PAGE_SIZE}
         if customer_id:
             params["customer_id[is]"] = customer_id
+        if updated_after is not None:
+            params["updated_at[after]"] = updated_after
         if offset:
             params["offset"] = offset
         result = self._call("subscription.list", self.client.Subscription.list, params)
@@ -168,11 +173,13 @@ class ChargebeeGateway:
             entries.append(item)
         return entries, result.next_offset
 
-    def iter_subscriptions(self, *, customer_id: str | None = None) -> Iterator[dict]:
-        """Every subscription (optionally of one customer), 100 per list call."""
+    def iter_subscriptions(self, *, customer_id: str | None = None, updated_after: int | None = None) -> Iterator[dict]:
+        """Every subscription (optionally of one customer, or changed since), 100 per list call."""
         offset = None
         while True:
-            entries, offset = self.list_subscriptions_page(customer_id=customer_id, offset=offset)
+            entries, offset = self.list_subscriptions_page(
+                customer_id=customer_id, updated_after=updated_after, offset=offset
+            )
             yield from entries
             if not offset:
                 return

@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "SCALEKIT_READ_TIMEOUT": 10,
     "SCALEKIT_MAX_RETRIES": 2,
     "SCALEKIT_RETRY_BACKOFF": 0.5,
+    # orgbilling_sync holds a lease this many seconds, renewed as it makes progress; a run that dies
+    # blocks the next one at most this long.
+    "ORGBILLING_SYNC_LEASE_SECONDS": 600,
     # Largest webhook body accepted, in bytes.
     "ORGBILLING_WEBHOOK_MAX_BYTES": 1024 * 1024,
     # Scalekit's tolerance for webhook timestamps, in seconds, both ways.

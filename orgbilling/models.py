@@ -165,3 +165,44 @@ class WebhookDelivery(models.Model):
     @property
     def is_done(self) -> bool:
         return self.status in (self.Status.PROCESSED, self.Status.IGNORED)
+
+
+class JobLock(models.Model):
+    """Who holds a job that must not run twice at once (``orgbilling_sync``), and until when.
+
+    A lease rather than a flag: a run that dies leaves a lock that expires by itself, and a
+    live run renews it as it goes. Plain rows, so it works the same on SQLite and PostgreSQL.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=255, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobRecord(models.Model):
+    """The latest outcome of a recurring job (a sync pass, a vendor check): what orgbilling_health reads."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_succeeded_at = models.DateTimeField(null=True, blank=True)
+    # Runs that also looked for what is gone (not --since): only those find local orphans.
+    last_full_succeeded_at = models.DateTimeField(null=True, blank=True)
+    last_failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_summary = models.TextField(blank=True)
+    # What the job found, for checks whose findings are shown later (the admin index makes no vendor call).
+    findings = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def failing(self) -> bool:
+        """The latest run failed (no success since)."""
+        return self.last_failed_at is not None and (
+            self.last_succeeded_at is None or self.last_failed_at > self.last_succeeded_at
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import transaction
 
@@ -71,13 +72,17 @@ def sync_subscriptions(
     *,
     organization: Organization | None = None,
     dry_run: bool = False,
+    since: datetime | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SyncSummary:
     """Apply every Chargebee subscription (or one organization's) to the local table.
 
-    ``dry_run`` computes the same summary but writes nothing and sends no
-    signal. ``progress`` is called with the running count after each
-    subscription. Chargebee errors propagate (nothing is half-counted).
+    ``since`` lists only subscriptions Chargebee changed after that time (the
+    cheap frequent catch-up); such a run does not look for local orphans, which
+    only a full listing can show. ``dry_run`` computes the same summary but
+    writes nothing and sends no signal. ``progress`` is called with the running
+    count after each subscription. Chargebee errors propagate (nothing is
+    half-counted).
     """
     summary = SyncSummary(dry_run=dry_run)
     customer_id = None
@@ -85,7 +90,9 @@ def sync_subscriptions(
         # The org id too: a customer created by a run that crashed before saving its id.
         customer_id = organization.chargebee_customer_id or organization.id
     seen: set[str] = set()
-    for done, entry in enumerate(get_gateway().iter_subscriptions(customer_id=customer_id), start=1):
+    updated_after = int(since.timestamp()) if since is not None else None
+    entries = get_gateway().iter_subscriptions(customer_id=customer_id, updated_after=updated_after)
+    for done, entry in enumerate(entries, start=1):
         subscription_id = str(entry["subscription"].get("id"))
         seen.add(subscription_id)
         try:
@@ -95,6 +102,8 @@ def sync_subscriptions(
             summary.failed.append(subscription_id)
         if progress is not None:
             progress(done)
+    if since is not None:
+        return summary
     linked = Subscription.objects.filter(chargebee_subscription_id__isnull=False)
     if organization is not None:
         linked = linked.filter(organization=organization)

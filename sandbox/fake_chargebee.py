@@ -261,7 +261,8 @@ class FakeChargebee(ChargebeeState):
             return self.with_customer(self.store.require("subscription", sub_id))
 
     def _list_subscriptions(self, request: _Request) -> Body:
-        return self._list(request, "subscription", ("id", "customer_id", "status"), self.with_customer)
+        filterable = ("id", "customer_id", "status", "updated_at")
+        return self._list(request, "subscription", filterable, self.with_customer)
 
     def _cancel_for_items(self, request: _Request, sub_id: str) -> Body:
         params = request.params
@@ -386,13 +387,15 @@ def _indexed(params: dict[str, str], prefix: str) -> list[dict[str, str]]:
 
 
 def _filters(params: dict[str, str], filterable: tuple[str, ...]) -> list[Filter]:
-    """List filters such as `status[is]=active` or `status[in]=["active","in_trial"]`."""
+    """List filters such as `status[is]=active`, `status[in]=["active","in_trial"]` or `updated_at[after]=<unix s>`."""
     filters: list[Filter] = []
     for key, value in params.items():
-        m = re.fullmatch(r"(\w+)\[(is|is_not|in|not_in)\]", key)
+        m = re.fullmatch(r"(\w+)\[(is|is_not|in|not_in|after|before)\]", key)
         if not m or m[1] not in filterable:
             continue
-        if m[2] in ("in", "not_in"):
+        if m[2] in ("after", "before"):
+            filters.append((m[1], m[2], _int(value, key, None)))
+        elif m[2] in ("in", "not_in"):
             try:  # the Python SDK sends str(list), with single quotes; other clients send JSON
                 values = json.loads(value.replace("'", '"'))
             except ValueError:

@@ -230,6 +230,8 @@ def _filter_clause(field: str, operator: str, value: Any) -> tuple[str, list[Any
         return "json_extract(data, ?) = ?", [path, value]
     if operator == "is_not":
         return "json_extract(data, ?) IS NOT ?", [path, value]
+    if operator in ("after", "before"):  # timestamps, in unix seconds
+        return f"json_extract(data, ?) {'>' if operator == 'after' else '<'} ?", [path, value]
     negation = "NOT " if operator == "not_in" else ""
     return f"json_extract(data, ?) {negation}IN ({', '.join('?' for _ in value)})", [path, *value]
 

@@ -56,6 +56,7 @@ def vendor_settings(settings):
     settings.CHARGEBEE_WEBHOOK_PASSWORD = CHARGEBEE_PASSWORD
     settings.CHARGEBEE_RETRY_BACKOFF = 0
     settings.CHARGEBEE_READ_TIMEOUT = 2
+    settings.SCALEKIT_RETRY_BACKOFF = 0
     # The sandbox (on when no credentials are configured) fills these; tests that sign in set their own.
     for name in (
         "SCALEKIT_ENV_URL",

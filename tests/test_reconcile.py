@@ -55,7 +55,7 @@ def test_sync_lists_100_a_page_and_applies_everything_once(chargebee, sent, djan
     output = sync(capture=django_capture_on_commit_callbacks)
     assert len(chargebee.calls("GET", "/subscriptions")) == math.ceil(sum(COUNTS.values()) / 100) == 3
     assert len(chargebee.calls()) == 3
-    assert output.splitlines()[-1] == "created 243, updated 1, unchanged 1, orphaned 6, failed 0"
+    assert output.splitlines()[-1] == "chargebee: created 243, updated 1, unchanged 1, orphaned 6, failed 0"
     assert "orphaned locally (gone from Chargebee): cb_gone" in output
     assert output.count("orphaned in Chargebee (no known organization)") == 5
     assert Subscription.objects.filter(organization_id="org_a").count() == 150
@@ -68,7 +68,7 @@ def test_a_second_sync_changes_nothing(chargebee, sent, django_capture_on_commit
     sync(capture=django_capture_on_commit_callbacks)
     sent.clear()
     output = sync(capture=django_capture_on_commit_callbacks)
-    assert output.splitlines()[-1] == "created 0, updated 0, unchanged 245, orphaned 6, failed 0"
+    assert output.splitlines()[-1] == "chargebee: created 0, updated 0, unchanged 245, orphaned 6, failed 0"
     assert sent == []
 
 
@@ -76,7 +76,7 @@ def test_dry_run_reports_the_same_summary_and_writes_nothing(chargebee, sent, dj
     before = list(Subscription.objects.order_by("pk").values())
     output = sync("--dry-run", capture=django_capture_on_commit_callbacks)
     assert output.splitlines()[-1] == (
-        "created 243, updated 1, unchanged 1, orphaned 6, failed 0 (dry run: nothing was written)"
+        "chargebee: created 243, updated 1, unchanged 1, orphaned 6, failed 0 (dry run: nothing was written)"
     )
     assert list(Subscription.objects.order_by("pk").values()) == before
     assert sent == []
@@ -86,7 +86,7 @@ def test_one_organization_is_listed_by_its_customer(chargebee, django_capture_on
     output = sync("--org", "org_b", capture=django_capture_on_commit_callbacks)
     [call] = chargebee.calls("GET", "/subscriptions")
     assert call.params["customer_id[is]"] == "cust_b"
-    assert output.splitlines()[-1] == "created 95, updated 0, unchanged 0, orphaned 1, failed 0"
+    assert output.splitlines()[-1] == "chargebee: created 95, updated 0, unchanged 0, orphaned 1, failed 0"
     assert Subscription.objects.filter(organization_id="org_a").count() == 2  # untouched
 
 
@@ -127,7 +127,7 @@ def test_an_unreadable_snapshot_is_counted_and_the_rest_still_applied(monkeypatc
     ]
 
     class Gateway:
-        def iter_subscriptions(self, customer_id=None):
+        def iter_subscriptions(self, customer_id=None, updated_after=None):
             return iter(entries)
 
     monkeypatch.setattr(reconcile, "get_gateway", Gateway)

@@ -1,0 +1,118 @@
+"""The passes of ``orgbilling_sync``: one per mirror, each with its own flag.
+
+A pass is a name (its flag is ``--<name>``), a check that its vendor is
+configured, and a function from ``SyncOptions`` to a ``PassReport``. Runs
+without a flag choose every pass, in this order (organizations before the
+subscriptions that need them). A later mirror (prices, invoices, payment
+methods, seats) adds its pass with ``register`` below and its row in the
+README's table of API calls per pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from . import conf
+from .chargebee_gateway import ChargebeeError
+from .models import Organization
+from .organization_sync import sync_organizations
+from .reconcile import sync_subscriptions
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    dry_run: bool = False
+    since: datetime | None = None  # None: a full run, which also looks for what is gone
+    delete_missing: bool = False
+    organization: Organization | None = None
+    progress: Callable[[str, int], None] = lambda unit, done: None  # also renews the run's lease
+
+
+@dataclass
+class PassReport:
+    summary: str  # one line of counts
+    lines: list[str] = field(default_factory=list)  # each thing an operator should look at
+    problem: str = ""  # why the pass failed ("" when it succeeded)
+
+
+@dataclass(frozen=True)
+class SyncPass:
+    name: str
+    help: str
+    run: Callable[[SyncOptions], PassReport]
+    missing_settings: Callable[[], list[str]]  # the settings it still needs; [] when ready
+
+
+PASSES: dict[str, SyncPass] = {}
+
+
+def register(sync_pass: SyncPass) -> SyncPass:
+    PASSES[sync_pass.name] = sync_pass
+    return sync_pass
+
+
+def _unset(*names: str) -> Callable[[], list[str]]:
+    return lambda: [name for name in names if not conf.get(name)]
+
+
+def _scalekit(options: SyncOptions) -> PassReport:
+    summary = sync_organizations(
+        organization=options.organization,
+        dry_run=options.dry_run,
+        find_gone=options.since is None,
+        delete_missing=options.delete_missing,
+        progress=lambda done: options.progress("organizations", done),
+    )
+    would = "would be " if options.dry_run else ""
+    lines = [f"{would}provisioned: {organization_id}" for organization_id in summary.provisioned]
+    lines += [f"{would}updated: {organization_id}" for organization_id in summary.updated]
+    lines += [
+        f"deleted here, still listed by Scalekit (not provisioned again): {organization_id}"
+        for organization_id in summary.deleted_here
+    ]
+    lines += [f"gone from Scalekit (404): {organization_id}" for organization_id in summary.gone]
+    lines += [f"{would}deleted like organization.deleted: {organization_id}" for organization_id in summary.deleted]
+    lines += [f"failed: {failure}" for failure in summary.failed]
+    problem = ""
+    if summary.error:
+        problem = f"listing stopped after {summary.listed} organizations, nothing called gone: {summary.error}"
+    elif summary.failed:
+        problem = f"{len(summary.failed)} organizations could not be synced"
+    return PassReport(str(summary), lines, problem)
+
+
+def _chargebee(options: SyncOptions) -> PassReport:
+    try:
+        summary = sync_subscriptions(
+            organization=options.organization,
+            dry_run=options.dry_run,
+            since=options.since,
+            progress=lambda done: options.progress("subscriptions", done),
+        )
+    except ChargebeeError as exc:
+        return PassReport("stopped", problem=f"sync stopped: {exc}")
+    lines = [f"orphaned in Chargebee (no known organization): {sub_id}" for sub_id in summary.orphaned_in_chargebee]
+    lines += [f"orphaned locally (gone from Chargebee): {sub_id}" for sub_id in summary.orphaned_locally]
+    lines += [f"failed (unreadable snapshot, see the log): {sub_id}" for sub_id in summary.failed]
+    problem = f"{len(summary.failed)} subscriptions could not be applied" if summary.failed else ""
+    return PassReport(str(summary), lines, problem)
+
+
+register(
+    SyncPass(
+        "scalekit",
+        "organizations from Scalekit's list (provision missing ones, apply newer names, report gone ones)",
+        _scalekit,
+        _unset("SCALEKIT_ENV_URL", "SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET"),
+    )
+)
+register(
+    SyncPass(
+        "chargebee",
+        "subscriptions from Chargebee's list (with --since, only those changed since)",
+        _chargebee,
+        _unset("CHARGEBEE_API_KEY"),
+    )
+)
