@@ -34,6 +34,8 @@ SUBSCRIPTION_EVENTS = (
     "subscription_deleted",
 )
 CUSTOMER_EVENTS = ("customer_changed", "customer_deleted")
+# Every event type orgbilling acts on: a Chargebee endpoint must send these (orgbilling_health checks it).
+HANDLED_EVENTS = SUBSCRIPTION_EVENTS + CUSTOMER_EVENTS
 
 
 class MalformedEvent(ValueError):

@@ -209,6 +209,18 @@ class ChargebeeGateway:
         """The event as Chargebee stores it (the envelope and its ``content`` as plain dicts)."""
         return self._call("event.retrieve", self.client.Event.retrieve, event_id).event.raw_data
 
+    # -- webhook endpoints (orgbilling_health) --------------------------------
+    def list_webhook_endpoints(self) -> list[dict]:
+        """Every webhook endpoint configured on the site (at most 5 today; paged all the same)."""
+        endpoints, offset = [], None
+        while True:
+            params: dict[str, Any] = {"limit": PAGE_SIZE, **({"offset": offset} if offset else {})}
+            result = self._call("webhook_endpoint.list", self.client.WebhookEndpoint.list, params)
+            endpoints += [entry.webhook_endpoint.raw_data for entry in result.list]
+            offset = result.next_offset
+            if not offset:
+                return endpoints
+
     # -- hosted pages and portal -------------------------------------------
     def checkout_new_for_items(
         self,

@@ -43,6 +43,14 @@ DEFAULTS: dict[str, Any] = {
     # orgbilling_sync holds a lease this many seconds, renewed as it makes progress; a run that dies
     # blocks the next one at most this long.
     "ORGBILLING_SYNC_LEASE_SECONDS": 600,
+    # --- Health (orgbilling.health, manage.py orgbilling_health): seconds; None turns a check off.
+    # A delivery still unfinished this long after it was due (a lost worker, a crash mid-processing).
+    "ORGBILLING_HEALTH_DELIVERY_LEASE": 900,
+    # Longest quiet spell per vendor before it counts as "stopped sending" (set what your traffic makes normal).
+    "ORGBILLING_HEALTH_WEBHOOK_MAX_AGE": {"chargebee": 2 * 86400, "scalekit": None},
+    # Longest time since each sync pass last completed a full run, and (for a cron'd --since run) any run.
+    "ORGBILLING_HEALTH_SYNC_MAX_AGE": 26 * 3600,
+    "ORGBILLING_HEALTH_SINCE_SYNC_MAX_AGE": None,
     # Largest webhook body accepted, in bytes.
     "ORGBILLING_WEBHOOK_MAX_BYTES": 1024 * 1024,
     # Scalekit's tolerance for webhook timestamps, in seconds, both ways.

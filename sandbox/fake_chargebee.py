@@ -282,6 +282,9 @@ class FakeChargebee(ChargebeeState):
     def _retrieve_event(self, request: _Request, event_id: str) -> Body:
         return {"event": self.store.require("event", event_id)}
 
+    def _list_webhook_endpoints(self, request: _Request) -> Body:
+        return self._list(request, "webhook_endpoint", ("id",), lambda endpoint: {"webhook_endpoint": endpoint})
+
     def _list(self, request: _Request, kind: str, filterable: tuple[str, ...], entry: Callable[[Body], Body]) -> Body:
         """A page of `kind`, newest first; `next_offset` is present only when there is more."""
         limit = _int(request.params.get("limit"), "limit", 10, minimum=1, maximum=100)
@@ -464,6 +467,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Body]]] = [
         ("POST", r"/portal_sessions", FakeChargebee._create_portal_session),
         ("GET", r"/events", FakeChargebee._list_events),
         ("GET", r"/events/([^/]+)", FakeChargebee._retrieve_event),
+        ("GET", r"/webhook_endpoints", FakeChargebee._list_webhook_endpoints),
     ]
 ]
 

@@ -366,6 +366,30 @@ class ChargebeeState:
             page["state"] = "acknowledged"
             return self.store.put("hosted_page", self.store.touch(page))
 
+    def add_webhook_endpoint(
+        self,
+        url: str,
+        *,
+        api_version: str = "v2",
+        disabled: bool = False,
+        enabled_events: list[str] | None = None,
+    ) -> Body:
+        """Configure a webhook endpoint, as in Settings > Webhooks; ``enabled_events`` None sends every event."""
+        endpoint = {
+            "id": new_id("whe_"),
+            "name": "orgbilling",
+            "url": url,
+            "api_version": api_version,
+            "disabled": disabled,
+            "primary_url": False,
+            "send_card_resource": False,
+            "chargebee_response_schema_type": "items",
+            "object": "webhook_endpoint",
+        }
+        if enabled_events is not None:
+            endpoint["enabled_events"] = enabled_events
+        return self.store.put("webhook_endpoint", endpoint)
+
     def create_portal_session(self, customer_id: str, site_url: str, redirect_url: str | None) -> Body:
         self.store.require("customer", customer_id, param="customer[id]")
         now, token = self.store.now(), new_id(length=32)

@@ -63,6 +63,8 @@ def chargebee() -> FakeChargebee:
         prices = {plan_id: {"price": PLAN_PRICE_CENTS, "item_type": "plan"} for plan_id in plan_ids if plan_id}
         fake = FakeChargebee(str(sandbox_dir() / "chargebee.sqlite3"), settings.CHARGEBEE_API_KEY, prices)
         fake.on_event(lambda event: sender().send(outbound.chargebee_delivery(event)))
+        if not fake.store.find("webhook_endpoint", []):  # the sandbox sends to the app: say so, as Chargebee would
+            fake.add_webhook_endpoint(f"{settings.APP_URL.rstrip('/')}/api/webhooks/chargebee")
         return fake
 
     return _once("chargebee", build)
