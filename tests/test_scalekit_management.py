@@ -280,3 +280,16 @@ def test_drop_knob_keeps_scalekit_webhooks_aside_until_released(sandbox):  # noq
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+def test_the_sandbox_page_turns_the_outage_on_and_sends_what_was_dropped(client, sandbox):  # noqa: F811
+    client.post("/sandbox/knobs", {"delay": "0", "drop_scalekit": "on"})
+    assert runtime.sender().knobs.drop_scalekit
+    organizations.create("Acme")
+
+    page = client.get("/sandbox/").content.decode()
+    assert 'name="drop_scalekit" checked' in page
+    assert "Send the 1 dropped Scalekit webhook(s) late" in page
+
+    client.post("/sandbox/knobs", {"release_dropped": "1"})
+    assert runtime.sender().dropped() == []
