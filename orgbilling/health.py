@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -72,18 +72,20 @@ def _ago(moment: datetime, now: datetime) -> str:
     return f"{seconds}s ago"
 
 
+def _count(report: HealthReport, key: str, deliveries: QuerySet, code: str, message: str) -> None:
+    """Count ``deliveries`` into the report; any at all is a problem (``message`` follows the count)."""
+    report.deliveries[key] = count = deliveries.count()
+    if count:
+        report.problems.append(Problem(code, f"{count} {message}"))
+
+
 def _deliveries(report: HealthReport, now: datetime) -> None:
-    lease = conf.get("ORGBILLING_HEALTH_DELIVERY_LEASE")
     failed = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.FAILED, next_attempt_at__isnull=True)
-    report.deliveries["failed"] = failed_count = failed.count()
-    if failed_count:
-        report.problems.append(
-            Problem(
-                "deliveries_failed",
-                f"{failed_count} webhook deliveries failed with no retry scheduled"
-                " (a vendor retry or orgbilling_replay --failed heals them)",
-            )
-        )
+    message = (
+        "webhook deliveries failed with no retry scheduled (a vendor retry or orgbilling_replay --failed heals them)"
+    )
+    _count(report, "failed", failed, "deliveries_failed", message)
+    lease = conf.get("ORGBILLING_HEALTH_DELIVERY_LEASE")
     if lease is None:
         return
     overdue = now - timedelta(seconds=lease)
@@ -93,15 +95,19 @@ def _deliveries(report: HealthReport, now: datetime) -> None:
         & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=overdue))
         | Q(status=WebhookDelivery.Status.FAILED, next_attempt_at__lt=overdue)
     )
-    report.deliveries["unfinished_past_lease"] = stuck_count = stuck.count()
-    if stuck_count:
-        report.problems.append(
-            Problem(
-                "deliveries_stuck",
-                f"{stuck_count} webhook deliveries unfinished more than {lease}s after they were due"
-                " (is a worker running?)",
-            )
-        )
+    message = f"webhook deliveries unfinished more than {lease}s after they were due (is a worker running?)"
+    _count(report, "unfinished_past_lease", stuck, "deliveries_stuck", message)
+
+
+def _too_old(code: str, what: str, last: datetime | None, limit: int | None, now: datetime) -> list[Problem]:
+    """A problem when ``what`` (last seen at ``last``) never happened or not within ``limit`` seconds."""
+    if limit is None:
+        return []
+    if last is None:
+        return [Problem(code, f"no {what} yet")]
+    if now - last > timedelta(seconds=limit):
+        return [Problem(code, f"no {what} for longer than {limit}s (last {_ago(last, now)})")]
+    return []
 
 
 def _webhooks(report: HealthReport, now: datetime) -> None:
@@ -109,17 +115,7 @@ def _webhooks(report: HealthReport, now: datetime) -> None:
     for vendor in WebhookDelivery.Vendor.values:
         last = WebhookDelivery.objects.filter(vendor=vendor).aggregate(last=Max("received_at"))["last"]
         report.last_webhooks[vendor] = last
-        limit = limits.get(vendor)
-        if limit is None:
-            continue
-        if last is None:
-            report.problems.append(Problem("webhooks_silent", f"no webhook from {vendor} has ever been received"))
-        elif now - last > timedelta(seconds=limit):
-            report.problems.append(
-                Problem(
-                    "webhooks_silent", f"no webhook from {vendor} for longer than {limit}s (last {_ago(last, now)})"
-                )
-            )
+        report.problems += _too_old("webhooks_silent", f"webhook from {vendor}", last, limits.get(vendor), now)
 
 
 def _syncs(report: HealthReport, now: datetime) -> None:
@@ -137,26 +133,11 @@ def _syncs(report: HealthReport, now: datetime) -> None:
             "last_error": record.last_error,
         }
         if record.failing:
-            report.problems.append(
-                Problem(
-                    "sync_failing",
-                    f"the last {name} sync failed {_ago(record.last_failed_at, now)}: {record.last_error}",
-                )
-            )
-        for limit, last, what in (
-            (full_limit, record.last_full_succeeded_at, "full sync"),
-            (any_limit, record.last_succeeded_at, "sync"),
-        ):
-            if limit is None:
-                continue
-            if last is None:
-                report.problems.append(Problem("sync_stale", f"no successful {name} {what} has been recorded"))
-            elif now - last > timedelta(seconds=limit):
-                report.problems.append(
-                    Problem(
-                        "sync_stale", f"no successful {name} {what} for longer than {limit}s (last {_ago(last, now)})"
-                    )
-                )
+            failed = f"the last {name} sync failed {_ago(record.last_failed_at, now)}: {record.last_error}"
+            report.problems.append(Problem("sync_failing", failed))
+        full = f"successful full {name} sync"
+        report.problems += _too_old("sync_stale", full, record.last_full_succeeded_at, full_limit, now)
+        report.problems += _too_old("sync_stale", f"successful {name} sync", record.last_succeeded_at, any_limit, now)
 
 
 def endpoint_problems(endpoints: list[dict], url: str) -> list[Problem]:
