@@ -105,6 +105,7 @@ class ScalekitManagement:
                 return self._authorized(method, path, params, json)
             except _Unauthorized as exc:
                 if refreshed:
+                    logger.warning("scalekit %s %s: a fresh management token was refused too", method, path)
                     raise ScalekitError("the management token was refused", http_status=401) from exc
                 self._forget_token()  # revoked or rotated early: fetch a new one, once
                 refreshed = True

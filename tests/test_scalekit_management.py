@@ -200,7 +200,8 @@ def test_token_is_cached_until_shortly_before_it_expires(scripted, recorder):
     assert [auth for _, _, auth in scripted.api_calls()] == ["Bearer tok1", "Bearer tok1", "Bearer tok2"]
 
 
-def test_a_401_fetches_a_new_token_once(scripted, recorder):
+def test_a_401_fetches_a_new_token_once_and_no_token_or_secret_is_logged(scripted, recorder, caplog):
+    caplog.set_level("DEBUG")
     unauthorized = (401, {}, {"code": 16, "message": "token expired"})
     path = "/api/v1/organizations/org_1"
     client = scripted_client(scripted, recorder)
@@ -215,6 +216,8 @@ def test_a_401_fetches_a_new_token_once(scripted, recorder):
     assert refused.value.http_status == 401
     assert scripted.tokens_issued == 3  # one more, not one per 401
     assert recorder.sleeps == []
+    assert "management token was refused" in caplog.text
+    assert not any(secret in caplog.text for secret in ("tok1", "tok2", "tok3", "s3cret"))
 
 
 def test_429_waits_at_least_retry_after_and_retries_are_bounded(scripted, recorder):
