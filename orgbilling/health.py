@@ -127,6 +127,7 @@ def _syncs(report: HealthReport, now: datetime) -> None:
             continue  # a pass that cannot run is not expected to have run
         record = records.get(f"sync:{name}") or JobRecord(name=f"sync:{name}")
         report.syncs[name] = {
+            "last_started_at": record.last_started_at,
             "last_succeeded_at": record.last_succeeded_at,
             "last_full_succeeded_at": record.last_full_succeeded_at,
             "last_failed_at": record.last_failed_at,

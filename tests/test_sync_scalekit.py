@@ -182,3 +182,17 @@ def test_since_skips_the_search_for_gone_organizations(outage):
     assert "gone from Scalekit (404)" not in output
     record = JobRecord.objects.get(name="sync:scalekit")
     assert record.last_succeeded_at and record.last_full_succeeded_at is None
+
+
+def test_one_organization_is_asked_for_by_id(outage):
+    acme = organizations.create("Acme")
+    assert outage.wait_idle(20)
+    Organization.objects.create(id=acme["id"])
+    Organization.objects.create(id="org_gone", chargebee_customer_id="org_gone")
+
+    assert f"provisioned: {acme['id']}" in sync("--org", acme["id"])
+    output = sync("--org", "org_gone", "--delete-missing")
+
+    assert "deleted like organization.deleted: org_gone" in output
+    assert Organization.objects.get(pk="org_gone").deleted_at is not None
+    assert not JobRecord.objects.exists()  # one organization is not a whole run
