@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orgbilling', '0003_subscription_hosted_page_ids'),
+        ('orgbilling', '0004_audit_trail_and_support_permissions'),
     ]
 
     operations = [
