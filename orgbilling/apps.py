@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class OrgBillingConfig(AppConfig):
@@ -8,3 +8,8 @@ class OrgBillingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  registers the system checks
+
+        if apps.is_installed("django_tasks_db"):  # queue mode's workers
+            from .tasks import connect_to_workers
+
+            connect_to_workers()

@@ -108,13 +108,16 @@ class ChargebeeGateway:
         self.backoff = backoff
         self.sleep = sleep
 
-    def _call(self, label: str, func: Callable[..., Any], *args: Any, post: bool = False) -> Any:
+    def _call(
+        self, label: str, func: Callable[..., Any], *args: Any, post: bool = False, idempotency_key: str = ""
+    ) -> Any:
         """Run one SDK call, retrying 429/5xx/timeouts at most ``max_retries`` times.
 
         A POST is retried only with the same idempotency key on every try, so
-        Chargebee applies it once however many times it reaches them.
+        Chargebee applies it once however many times it reaches them. A caller
+        that recorded its own key (before a crash could lose the call) passes it.
         """
-        kwargs = {"headers": {IDEMPOTENCY_HEADER: uuid.uuid4().hex}} if post else {}
+        kwargs = {"headers": {IDEMPOTENCY_HEADER: idempotency_key or uuid.uuid4().hex}} if post else {}
         attempt = 0
         while True:
             try:
@@ -132,9 +135,12 @@ class ChargebeeGateway:
                 self.sleep(min(delay, 10.0))
 
     # -- customers ---------------------------------------------------------
-    def create_customer(self, *, customer_id: str, company: str, meta_data: dict[str, str]) -> dict:
+    def create_customer(
+        self, *, customer_id: str, company: str, meta_data: dict[str, str], idempotency_key: str = ""
+    ) -> dict:
         params = {"id": customer_id, "company": company, "meta_data": json.dumps(meta_data)}
-        result = self._call("customer.create", self.client.Customer.create, params, post=True)
+        create = self.client.Customer.create
+        result = self._call("customer.create", create, params, post=True, idempotency_key=idempotency_key)
         return result.customer.raw_data
 
     def retrieve_customer(self, customer_id: str) -> dict:

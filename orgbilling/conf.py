@@ -66,6 +66,13 @@ DEFAULTS: dict[str, Any] = {
     # second try in seconds (doubled for each further try).
     "ORGBILLING_QUEUE_MAX_ATTEMPTS": 8,
     "ORGBILLING_QUEUE_RETRY_BACKOFF": 30,
+    # Seconds an attempt may run before it counts as lost and the delivery's next task takes over.
+    # Longer than the longest attempt: its ORGBILLING_VENDOR_TIME_BUDGET of calls, then the few
+    # calls that may follow, each up to (5 + 20) s x 3 tries with the gateway's defaults.
+    "ORGBILLING_QUEUE_LEASE": 600,
+    # Seconds of Chargebee calls one attempt starts before it leaves the rest (the cancellations of a
+    # deleted organization) to the next attempt: Scalekit waits 10 s for an answer.
+    "ORGBILLING_VENDOR_TIME_BUDGET": 5,
     # --- Sign-in (orgbilling.scalekit_auth, orgbilling.middleware)
     # The SDK's session cookie name (scalekit.middleware.session_manager.DEFAULT_COOKIE_NAME).
     "SCALEKIT_COOKIE_NAME": "sk_session",

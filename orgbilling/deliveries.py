@@ -1,37 +1,55 @@
 """Record vendor deliveries and process them, once, by id.
 
 The webhook views, the replay command, the admin replay action and queue
-workers all call ``process_delivery``; only the per-vendor handlers differ.
-The rules:
+workers all run a delivery through the same attempt. The rules:
 
 * a delivery already processed or ignored changes nothing;
 * a failed one is processed again (attempts + 1): a vendor retry heals it;
-* processing runs in one transaction: on error the domain writes roll back
-  and the delivery keeps status ``failed`` with the error text;
-* concurrent copies of one event are serialized on the delivery row lock
-  (``SELECT ... FOR UPDATE``; SQLite takes its write lock at BEGIN IMMEDIATE),
-  so the second copy sees the first one's outcome instead of applying it again.
+* an attempt holds a **lease** on the delivery (``lease_until``, its owner and
+  token), taken and committed before the handler runs: while it lasts no other
+  attempt starts (a concurrent copy is answered "in progress"), and the
+  outcome is recorded only by the attempt whose token still holds the lease;
+* a lease that runs out with no outcome is a lost attempt (worker killed,
+  database connection dropped): it stays counted, the delivery becomes
+  ``failed`` with an error naming the lost owner, and the next attempt takes
+  over. Queue mode always has that next attempt queued (``orgbilling.tasks``);
+* the handler runs outside any transaction of ours, so it may call a vendor
+  between its own short transactions (no row lock is held across a call);
+  each handler is idempotent, so running an event again is safe;
+* on error the delivery keeps status ``failed`` with the error text.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from . import conf
 from .models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
 Status = WebhookDelivery.Status
+LEASE_FIELDS = ["lease_until", "lease_owner", "lease_token"]
 
 
 class Ignored(Exception):
     """Raised by a handler when an event is valid but has nothing to apply (the reason is kept)."""
+
+
+class Incomplete(Exception):
+    """Raised by a handler that made progress but left the rest to the next attempt (its time ran out)."""
 
 
 # The function that applies one vendor's event payload (imported lazily: they import this module).
@@ -46,10 +64,22 @@ class Outcome:
     status: str
     error: str = ""
     already_done: bool = False
+    in_progress: bool = False  # another attempt holds the lease; nothing was done
+    incomplete: bool = False  # progress was made; the next attempt goes on
 
     @property
     def failed(self) -> bool:
-        return self.status == Status.FAILED
+        return self.status == Status.FAILED and not self.in_progress
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery_id: int
+    token: str
+
+
+# Called with the locked delivery and the outcome before it is saved (queue mode schedules the next task).
+FinishHook = Callable[[WebhookDelivery, Outcome], None]
 
 
 def record_delivery(vendor: str, event_id: str, event_type: str, body: str) -> WebhookDelivery:
@@ -65,25 +95,87 @@ def record_delivery(vendor: str, event_id: str, event_type: str, body: str) -> W
         return WebhookDelivery.objects.get(vendor=vendor, event_id=event_id)
 
 
-def process_delivery(delivery_id: int) -> Outcome:
-    """Apply a recorded delivery through its vendor's handler, following the rules above."""
+def this_process() -> str:
+    """The lease owner named for an attempt run in a web or command process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def needing_replay(now: datetime | None = None) -> QuerySet[WebhookDelivery]:
+    """Failed deliveries, and those whose attempt was lost without anyone noticing yet."""
+    lost = Q(status=Status.RECEIVED, lease_until__lte=now or timezone.now())
+    return WebhookDelivery.objects.filter(Q(status=Status.FAILED) | lost)
+
+
+def note_lost(delivery: WebhookDelivery, now: datetime) -> bool:
+    """If the delivery's last attempt was lost (its lease ran out), record it as failed and say so."""
+    if delivery.is_done or delivery.lease_until is None or delivery.leased(now):
+        return False
+    owner = delivery.lease_owner or "an unknown process"
+    delivery.status = Status.FAILED
+    delivery.last_error = (
+        f"lost: attempt {delivery.attempts} by worker {owner} did not finish "
+        f"by {delivery.lease_until.isoformat(timespec='seconds')} (killed, or its database connection dropped)"
+    )
+    delivery.lease_until, delivery.lease_owner, delivery.lease_token = None, "", ""
+    logger.warning("delivery %s %s: %s", delivery.vendor, delivery.event_id, delivery.last_error)
+    return True
+
+
+def begin_attempt(delivery: WebhookDelivery, *, owner: str, token: str, now: datetime) -> None:
+    """Start an attempt on a delivery whose row the caller holds locked: count it and take the lease."""
+    delivery.attempts += 1
+    delivery.lease_until = now + timedelta(seconds=conf.get("ORGBILLING_QUEUE_LEASE"))
+    delivery.lease_owner, delivery.lease_token = owner[:100], token
+    delivery.save(update_fields=["attempts", "status", "last_error", *LEASE_FIELDS])
+
+
+def process_delivery(delivery_id: int, *, owner: str = "") -> Outcome:
+    """Run one attempt of a recorded delivery now (webhook in inline mode, replay), following the rules above."""
+    token = uuid.uuid4().hex
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
         if delivery.is_done:
             return Outcome(delivery.status, already_done=True)
-        delivery.attempts += 1
-        delivery.next_attempt_at = None  # this attempt is the one that was scheduled, if any
-        try:
-            with transaction.atomic():  # savepoint: a failure undoes only the domain writes
-                import_string(HANDLERS[delivery.vendor])(json.loads(delivery.body))
-        except Ignored as reason:
-            delivery.status, delivery.last_error = Status.IGNORED, str(reason)
-        except Exception as exc:  # noqa: BLE001  kept on the delivery, reported as failed
-            logger.warning("delivery %s %s failed: %s", delivery.vendor, delivery.event_id, exc)
-            delivery.status, delivery.last_error = Status.FAILED, f"{type(exc).__name__}: {exc}"
-        else:
-            delivery.status, delivery.last_error = Status.PROCESSED, ""
-        if delivery.status != Status.FAILED:
+        now = timezone.now()
+        if delivery.leased(now):
+            return Outcome(delivery.status, in_progress=True)
+        note_lost(delivery, now)
+        begin_attempt(delivery, owner=owner or this_process(), token=token, now=now)
+    return run_attempt(Attempt(delivery_id, token))
+
+
+def run_attempt(attempt: Attempt, on_finish: FinishHook | None = None) -> Outcome:
+    """Apply the delivery through its vendor's handler, then record the outcome if the lease is still ours."""
+    delivery = WebhookDelivery.objects.get(pk=attempt.delivery_id)
+    incomplete = False
+    try:
+        import_string(HANDLERS[delivery.vendor])(json.loads(delivery.body))
+    except Ignored as reason:
+        status, error = Status.IGNORED, str(reason)
+    except Incomplete as progress:
+        status, error, incomplete = Status.FAILED, f"incomplete: {progress}", True
+    except Exception as exc:  # noqa: BLE001  kept on the delivery, reported as failed
+        logger.warning("delivery %s %s failed: %s", delivery.vendor, delivery.event_id, exc)
+        status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+    else:
+        status, error = Status.PROCESSED, ""
+    return _finish(attempt, Outcome(status, error, incomplete=incomplete), on_finish)
+
+
+def _finish(attempt: Attempt, outcome: Outcome, on_finish: FinishHook | None) -> Outcome:
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().get(pk=attempt.delivery_id)
+        if delivery.lease_token != attempt.token:
+            # Our lease ran out and another attempt took over: its outcome is the one that counts.
+            logger.warning("delivery %s %s: an attempt outlived its lease", delivery.vendor, delivery.event_id)
+            return Outcome(delivery.status, in_progress=True)
+        delivery.status, delivery.last_error = outcome.status, outcome.error
+        if not outcome.failed:
             delivery.processed_at = timezone.now()
-        delivery.save(update_fields=["status", "last_error", "attempts", "processed_at", "next_attempt_at"])
-    return Outcome(delivery.status, delivery.last_error if delivery.status == Status.FAILED else "")
+        delivery.lease_until, delivery.lease_owner, delivery.lease_token = None, "", ""
+        if on_finish is not None:
+            on_finish(delivery, outcome)
+        delivery.save(
+            update_fields=["status", "last_error", "processed_at", "next_attempt_at", "task_id", *LEASE_FIELDS]
+        )
+    return outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 from django.db import models
 from django.utils import timezone
@@ -29,6 +30,9 @@ class Organization(models.Model):
     display_name = models.CharField(max_length=255, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
     chargebee_customer_id = models.CharField(max_length=50, unique=True, null=True, blank=True)
+    # The idempotency key of the customer creation, recorded before the call so a retry after a crash
+    # sends the same one and Chargebee answers it with the customer the first call made.
+    customer_request_key = models.CharField(max_length=64, blank=True, editable=False)
     # Scalekit's data.update_time of the last organization event applied; older events are skipped.
     scalekit_update_time = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -144,8 +148,14 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
-    # Queue mode: when the retry of a failed delivery is due; None when none is scheduled.
+    # Queue mode: the one task queued for this delivery and when it is due; None when none is.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.UUIDField(null=True, blank=True, editable=False)
+    # The attempt in progress: who runs it, its token, and until when it may run. A lease that
+    # runs out with no outcome recorded is a lost attempt (worker killed, connection dropped).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_token = models.CharField(max_length=64, blank=True)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
@@ -165,6 +175,10 @@ class WebhookDelivery(models.Model):
     @property
     def is_done(self) -> bool:
         return self.status in (self.Status.PROCESSED, self.Status.IGNORED)
+
+    def leased(self, now: datetime) -> bool:
+        """Whether an attempt is running and may still finish."""
+        return self.lease_until is not None and self.lease_until > now
 
 
 class JobLock(models.Model):

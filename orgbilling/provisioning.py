@@ -1,23 +1,38 @@
 """Keep each Scalekit organization and its one Chargebee customer in step.
 
 Used by the Scalekit webhook and by checkout (for organizations whose webhook
-never arrived). Exactly-once comes from two things together: the organization
-row is locked (``SELECT ... FOR UPDATE``) while the customer is created, and
-the Chargebee customer id *is* the organization id, so even a crash between
-Chargebee's answer and our commit cannot create a second customer: the retry
-gets ``duplicate_entry`` and adopts the customer it already made.
+never arrived). No row lock is held across a Chargebee call: each step
+records its intent in a short transaction, commits, calls Chargebee, then
+records the result in another. Exactly-once comes from what Chargebee itself
+keeps, not from our lock:
+
+* the customer id *is* the organization id, and its creation carries an
+  idempotency key recorded with the intent, so a retry after a crash gets
+  the customer the first call made (or ``duplicate_entry``, and adopts it);
+  racing callers can only ever make one customer;
+* a rename commits locally, then sends the name the organization has *now*;
+  a caller that finds the name changed since its call sends it again, so the
+  call that lands last carries the newest name;
+* a deletion commits ``deleted_at`` first (nothing provisions or checks out
+  for the organization from then on), then cancels what Chargebee lists as
+  live: a later attempt lists again and cancels only what is still live.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
+from . import conf
+from .chargebee_gateway import ChargebeeError, ChargebeeGateway, customer_meta_data, get_gateway
 from .chargebee_snapshot import CLOSED_STATUSES, meta_value
+from .deliveries import Incomplete
 from .models import Organization
 from .subscription_sync import apply_subscription, cancel_local_subscriptions
 
@@ -29,33 +44,33 @@ class OrganizationDeleted(Exception):
 
 
 def _lock(organization_id: str, **defaults) -> tuple[Organization, bool]:
-    """Create the organization row if needed, then lock it for the rest of the transaction."""
+    """Create the organization row if needed, then lock it for the rest of the (short) transaction."""
     _, created = Organization.objects.get_or_create(id=organization_id, defaults=defaults)
     return Organization.objects.select_for_update().get(pk=organization_id), created
 
 
-def _create_customer(org: Organization) -> str:
+def _create_customer(org: Organization, company: str) -> str:
     gateway = get_gateway()
     meta = customer_meta_data(org.id)
     try:
-        return gateway.create_customer(customer_id=org.id, company=org.display_name or org.id, meta_data=meta)["id"]
+        created = gateway.create_customer(
+            customer_id=org.id, company=company, meta_data=meta, idempotency_key=org.customer_request_key
+        )
+        return created["id"]
     except ChargebeeError as exc:
         if exc.api_error_code != "duplicate_entry":
             raise
-    # A customer with our id exists: adopt it only if it says it is ours.
+    # A customer with our id exists (a racing caller made it): adopt it only if it says it is ours.
     existing = gateway.retrieve_customer(org.id)
     if meta_value(existing.get("meta_data"), "organizationId") not in (None, org.id):
         raise ChargebeeError(f"customer {org.id} belongs to another organization", api_error_code="id_conflict")
-    gateway.update_customer(org.id, company=org.display_name or org.id, meta_data=meta)
+    gateway.update_customer(org.id, company=company, meta_data=meta)
     logger.info("adopted existing Chargebee customer %s", org.id)
     return existing["id"]
 
 
-def ensure_customer(organization_id: str, display_name: str = "") -> Organization:
-    """Return the organization with its Chargebee customer, creating either if missing.
-
-    Idempotent and race-safe across processes; refuses deleted organizations.
-    """
+def _customer_intent(organization_id: str, display_name: str) -> Organization:
+    """The organization, with the idempotency key of its customer's creation recorded if it has no customer."""
     with transaction.atomic():
         org, _ = _lock(organization_id, display_name=display_name)
         if org.is_deleted:
@@ -63,9 +78,43 @@ def ensure_customer(organization_id: str, display_name: str = "") -> Organizatio
         if not org.chargebee_customer_id:
             if display_name and not org.display_name:
                 org.display_name = display_name
-            org.chargebee_customer_id = _create_customer(org)
+            org.customer_request_key = org.customer_request_key or uuid.uuid4().hex
             org.save()
         return org
+
+
+def ensure_customer(organization_id: str, display_name: str = "") -> Organization:
+    """Return the organization with its Chargebee customer, creating either if missing.
+
+    Idempotent and race-safe across processes without a lock held across the
+    call (module docstring); refuses deleted organizations.
+    """
+    org = _customer_intent(organization_id, display_name)
+    if org.chargebee_customer_id:
+        return org
+    company = org.display_name or org.id
+    customer_id = _create_customer(org, company)
+    Organization.objects.filter(pk=org.pk, chargebee_customer_id__isnull=True).update(
+        chargebee_customer_id=customer_id, updated_at=timezone.now()
+    )
+    push_company(org.pk, sent=company)  # a rename committed while the customer was being made
+    return Organization.objects.get(pk=org.pk)
+
+
+def push_company(organization_id: str, sent: str | None = None) -> None:
+    """Send the organization's current name to its customer until the last call sent is the newest name.
+
+    ``sent`` is the name this caller's last call carried (None: it sent none).
+    """
+    gateway: ChargebeeGateway | None = None
+    while True:
+        org = Organization.objects.get(pk=organization_id)
+        company = org.display_name or org.id
+        if company == sent or not org.chargebee_customer_id:
+            return
+        gateway = gateway or get_gateway()
+        gateway.update_customer(org.chargebee_customer_id, company=company)
+        sent = company
 
 
 def apply_organization(
@@ -92,35 +141,51 @@ def apply_organization(
             org.display_name, org.external_id, org.scalekit_update_time = display_name, external_id, update_time
             org.save()
         had_customer = org.chargebee_customer_id is not None
-        org = ensure_customer(organization_id)
-        if renamed:
-            get_gateway().update_customer(org.chargebee_customer_id, company=display_name or org.id)
-        return newer or not had_customer
+    ensure_customer(organization_id)
+    if renamed:
+        push_company(organization_id)
+    return newer or not had_customer
 
 
-def delete_organization(organization_id: str, deleted_at: datetime | None = None) -> int:
-    """Cancel every live Chargebee subscription of the organization, then soft-delete it.
+def cancel_for_deleted_organization(gateway: ChargebeeGateway, entry: dict) -> bool:
+    """Cancel one listed subscription of a deleted organization unless Chargebee says it is closed.
 
-    Runs in one transaction: if Chargebee fails midway nothing local changes
-    and the caller retries; subscriptions already cancelled are skipped, so
-    a retry finishes the job. Every snapshot Chargebee returns goes through
-    ``apply_subscription`` (so the cancellation signals fire once, and the
-    webhooks that follow are stale); local rows Chargebee did not list are
-    cancelled too. Returns how many subscriptions were cancelled.
+    What Chargebee answers (or listed, for a closed one) is applied locally in
+    its own short transaction. True when a cancellation was sent.
+    """
+    subscription = entry["subscription"]
+    live = subscription.get("status") not in CLOSED_STATUSES
+    if live:
+        subscription = gateway.cancel_subscription_now(subscription["id"])
+    apply_subscription(subscription, entry.get("customer"))
+    return live
+
+
+def delete_organization(
+    organization_id: str, deleted_at: datetime | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> int:
+    """Soft-delete the organization, then cancel every live Chargebee subscription of its customer.
+
+    The deletion is committed before the first call (module docstring). Each
+    cancellation is its own call and transaction; once
+    ``ORGBILLING_VENDOR_TIME_BUDGET`` seconds have gone with at least one sent,
+    ``Incomplete`` leaves the rest to the next attempt. Local rows Chargebee
+    did not list are cancelled at the end. Returns how many were cancelled.
     """
     with transaction.atomic():
         org, _ = _lock(organization_id)
-        gateway = get_gateway()
-        # Listing by the org id too covers a customer created by a run that crashed before saving its id.
-        customer_id = org.chargebee_customer_id or org.id
-        cancelled = 0
-        for entry in gateway.iter_subscriptions(customer_id=customer_id):
-            subscription = entry["subscription"]
-            if subscription.get("status") not in CLOSED_STATUSES:
-                subscription = gateway.cancel_subscription_now(subscription["id"])
-                cancelled += 1
-            apply_subscription(subscription, entry.get("customer"))
-        org.deleted_at = org.deleted_at or deleted_at or timezone.now()
-        org.save()
+        if not org.is_deleted:
+            org.deleted_at = deleted_at or timezone.now()
+            org.save(update_fields=["deleted_at", "updated_at"])
+    gateway = get_gateway()
+    deadline = clock() + conf.get("ORGBILLING_VENDOR_TIME_BUDGET")
+    cancelled = 0
+    # Listing by the org id too covers a customer created by a run that crashed before saving its id.
+    for entry in gateway.iter_subscriptions(customer_id=org.chargebee_customer_id or org.id):
+        if cancelled and clock() >= deadline and entry["subscription"].get("status") not in CLOSED_STATUSES:
+            raise Incomplete(f"{cancelled} subscriptions cancelled in Chargebee; the rest on the next attempt")
+        cancelled += cancel_for_deleted_organization(gateway, entry)
+    with transaction.atomic():
+        org, _ = _lock(organization_id)
         cancel_local_subscriptions(org)
-        return cancelled
+    return cancelled

@@ -3,27 +3,45 @@
 Why a task engine (django-tasks, with the django-tasks-db backend): a queued
 delivery waits in the database, not in a process's memory, and workers
 (``manage.py db_worker``) run on any number of machines against that one
-database. The task calls the same ``deliveries.process_delivery`` as a live
-webhook, so the guarantees are the delivery's own: its row lock and the
-processed/ignored check make a second copy of a task a no-op, and the
-``resource_version`` guard in ``subscription_sync`` makes the order in which
-workers pick deliveries irrelevant.
+database. A task runs the same attempt as a live webhook
+(``deliveries.run_attempt``), and the ``resource_version`` guard in
+``subscription_sync`` makes the order in which workers pick deliveries
+irrelevant.
 
-The engine does not retry. A failed delivery is enqueued again here with
-``run_after``, ``ORGBILLING_QUEUE_RETRY_BACKOFF`` seconds later and twice as
-long each time, until it has been tried ``ORGBILLING_QUEUE_MAX_ATTEMPTS``
-times; then it stays failed for a vendor retry or a replay.
+**One queued task per delivery** (``WebhookDelivery.task_id``, due at
+``next_attempt_at``) while it is not done, so nothing is ever lost and nothing
+runs twice:
+
+* a webhook (first copy or vendor redelivery) queues a task only when the
+  delivery has none pending; a redelivery of a delivery already waiting for
+  its retry changes nothing, so redeliveries never start parallel retry chains;
+* when a worker claims the task, in the very transaction in which ``db_worker``
+  marks it running (a ``post_save`` receiver on its result row), the attempt
+  takes its lease and queues its **successor**, due when the lease runs out
+  plus the backoff. There is no moment at which a claimed task has no
+  successor, so a worker killed or cut off from the database at any point is
+  followed by whichever ``db_worker`` polls next once the lease is over: no
+  cron, no reaper, nothing but the running workers;
+* when the attempt ends, the successor is moved rather than added: deleted
+  after success, brought forward to the backoff after a failure
+  (``ORGBILLING_QUEUE_RETRY_BACKOFF`` seconds, doubled per attempt), or
+  deleted when the ``ORGBILLING_QUEUE_MAX_ATTEMPTS`` are spent, leaving the
+  delivery failed for a vendor retry or a replay. Lost attempts count too.
+
+The engine itself does not retry and leaves a killed task ``RUNNING`` forever;
+the successor, not that row, is what carries the delivery on.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from functools import partial
+from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
-from django_tasks import task
+from django_tasks import TaskContext, task
 
 from . import conf, deliveries
 from .models import WebhookDelivery
@@ -32,54 +50,132 @@ logger = logging.getLogger(__name__)
 
 # However many attempts are configured, no retry waits longer than this.
 MAX_DELAY = timedelta(days=1)
+READY, RUNNING = "READY", "RUNNING"
 
 
-def enqueue(delivery_id: int) -> None:
-    """Queue a recorded delivery once the current transaction commits, so no worker reads it uncommitted."""
-    transaction.on_commit(partial(process_delivery.enqueue, delivery_id))
+def enqueue(delivery_id: int) -> bool:
+    """Queue a recorded delivery unless it already has a task pending; True when one was queued.
 
-
-@task()
-def process_delivery(delivery_id: int) -> str:
-    """A worker's job: process one delivery, and schedule its next try when it failed."""
-    outcome = deliveries.process_delivery(delivery_id)
-    if outcome.failed:
-        retry_later(delivery_id)
-    return outcome.status
-
-
-def retry_later(delivery_id: int) -> datetime | None:
-    """Schedule the next try of a failed delivery and return when it is due.
-
-    None, scheduling nothing, when the delivery is no longer failed (another
-    copy healed it), when a retry is already due later (two copies failed
-    together), or when it has had all its tries.
+    The task row is written in the same transaction as the delivery's
+    ``task_id``, so no worker sees one without the other.
     """
-    now = timezone.now()
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
-        if delivery.status != WebhookDelivery.Status.FAILED:
-            return None
-        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
-            return None
-        if delivery.attempts >= conf.get("ORGBILLING_QUEUE_MAX_ATTEMPTS"):
-            logger.warning(
-                "delivery %s %s failed %d times; left failed for replay",
-                delivery.vendor,
-                delivery.event_id,
-                delivery.attempts,
-            )
-            return None
-        delay = timedelta(seconds=conf.get("ORGBILLING_QUEUE_RETRY_BACKOFF") * 2 ** (delivery.attempts - 1))
-        delivery.next_attempt_at = now + min(delay, MAX_DELAY)
-        delivery.save(update_fields=["next_attempt_at"])
-        retry = process_delivery.using(run_after=delivery.next_attempt_at)
-        transaction.on_commit(partial(retry.enqueue, delivery_id))
-    logger.info(
-        "delivery %s %s: try %d at %s",
+        if delivery.is_done or _pending(delivery):
+            return False
+        _schedule(delivery, timezone.now())
+        delivery.save(update_fields=["task_id", "next_attempt_at"])
+    return True
+
+
+@task(takes_context=True)
+def process_delivery(context: TaskContext, delivery_id: int) -> str:
+    """A worker's job: run the attempt begun when this task was claimed (or nothing, for a stray copy)."""
+    token = str(context.task_result.id)
+    if not WebhookDelivery.objects.filter(pk=delivery_id, lease_token=token).exists():
+        return "skipped"
+    try:
+        return deliveries.run_attempt(deliveries.Attempt(delivery_id, token), _after_attempt).status
+    except DatabaseError:
+        # The connection dropped mid-attempt: let db_worker record this task on a fresh connection.
+        # The delivery's successor task retries it when the lease runs out.
+        connection.close()
+        raise
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait before the attempt after ``attempts`` failed ones."""
+    delay = timedelta(seconds=conf.get("ORGBILLING_QUEUE_RETRY_BACKOFF") * 2 ** max(attempts - 1, 0))
+    return min(delay, MAX_DELAY)
+
+
+def _pending(delivery: WebhookDelivery) -> bool:
+    from django_tasks_db.models import DBTaskResult
+
+    return delivery.task_id is not None and DBTaskResult.objects.filter(pk=delivery.task_id, status=READY).exists()
+
+
+def _schedule(delivery: WebhookDelivery, at: datetime) -> None:
+    """Make the delivery's one queued task due at ``at``: move the queued one, or queue a new one."""
+    from django_tasks_db.models import DBTaskResult
+
+    queued = DBTaskResult.objects.filter(pk=delivery.task_id, status=READY) if delivery.task_id else None
+    if not (queued and queued.update(run_after=at)):
+        delivery.task_id = process_delivery.using(run_after=at).enqueue(delivery.pk).id
+    delivery.next_attempt_at = at
+
+
+def _unschedule(delivery: WebhookDelivery) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    if delivery.task_id:
+        DBTaskResult.objects.filter(pk=delivery.task_id, status=READY).delete()
+    delivery.task_id = delivery.next_attempt_at = None
+
+
+def _give_up(delivery: WebhookDelivery) -> None:
+    logger.warning(
+        "delivery %s %s: %d attempts spent; left failed for replay (%s)",
         delivery.vendor,
         delivery.event_id,
-        delivery.attempts + 1,
-        delivery.next_attempt_at,
+        delivery.attempts,
+        delivery.last_error,
     )
-    return delivery.next_attempt_at
+    _unschedule(delivery)
+
+
+def _after_attempt(delivery: WebhookDelivery, outcome: deliveries.Outcome) -> None:
+    """Move the successor queued when the attempt began to where the outcome says the next one belongs."""
+    if not outcome.failed:
+        _unschedule(delivery)
+    elif outcome.incomplete:
+        _schedule(delivery, timezone.now())  # progress was made: go on at once, budget untouched
+    elif delivery.attempts >= conf.get("ORGBILLING_QUEUE_MAX_ATTEMPTS"):
+        _give_up(delivery)
+    else:
+        _schedule(delivery, timezone.now() + backoff(delivery.attempts))
+        logger.info(
+            "delivery %s %s: attempt %d at %s",
+            delivery.vendor,
+            delivery.event_id,
+            delivery.attempts + 1,
+            delivery.next_attempt_at,
+        )
+
+
+def begin_claimed(delivery_id: int, task_id: Any, worker_id: str) -> None:
+    """Begin the attempt of a task ``db_worker`` is claiming, inside its claim transaction."""
+    now = timezone.now()
+    delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+    if delivery is None or delivery.is_done or str(delivery.task_id or task_id) != str(task_id):
+        return  # done, or a stray copy: the delivery's own task is another one
+    if delivery.leased(now):
+        # Due early (clocks differ): the running attempt needs a successor still.
+        _schedule(delivery, delivery.lease_until)
+        delivery.save(update_fields=["task_id", "next_attempt_at"])
+        return
+    lost = deliveries.note_lost(delivery, now)
+    if lost and delivery.attempts >= conf.get("ORGBILLING_QUEUE_MAX_ATTEMPTS"):
+        _give_up(delivery)
+        delivery.save(update_fields=["status", "last_error", "task_id", "next_attempt_at", *deliveries.LEASE_FIELDS])
+        return
+    deliveries.begin_attempt(delivery, owner=worker_id, token=str(task_id), now=now)
+    delivery.task_id = None  # the claimed task is spent: the successor takes its place
+    _schedule(delivery, delivery.lease_until + backoff(delivery.attempts))
+    delivery.save(update_fields=["task_id", "next_attempt_at"])
+
+
+def _on_task_saved(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    """db_worker's claim saves the result row as RUNNING with the worker's id: begin the attempt there."""
+    if instance.status != RUNNING or not update_fields or "worker_ids" not in update_fields:
+        return
+    if instance.task_path != process_delivery.module_path:
+        return
+    begin_claimed(instance.args_kwargs["args"][0], instance.id, instance.worker_ids[-1])
+
+
+def connect_to_workers() -> None:
+    """Begin attempts in db_worker's claim (called from ``AppConfig.ready`` when django_tasks_db is installed)."""
+    from django_tasks_db.models import DBTaskResult
+
+    post_save.connect(_on_task_saved, sender=DBTaskResult, dispatch_uid="orgbilling.tasks.begin_claimed")

@@ -5,7 +5,9 @@ Status codes, for both vendors:
 * 200 processed, ignored, or already handled (a duplicate);
 * 202 recorded and queued (``ORGBILLING_PROCESSING = "queue"``): a worker
   processes it (``orgbilling.tasks``); a duplicate of a delivery not yet
-  processed is queued again, which heals an enqueue lost in a crash;
+  processed is queued only if it has no task pending (so a crash between
+  recording and queueing heals, and redeliveries never add retry chains);
+* 202 in inline mode when another attempt at the same delivery is running;
 * 400 malformed body (nothing written);
 * 401 missing or wrong signature / credentials (nothing written);
 * 413 body over ``ORGBILLING_WEBHOOK_MAX_BYTES`` (nothing written);
@@ -85,10 +87,9 @@ def record_and_process(vendor: str, event_id: str, event_type: str, body: bytes)
         outcome.status,
         extra={"vendor": vendor, "event_type": event_type, "event_id": event_id, "outcome": outcome.status},
     )
-    status = 500 if outcome.failed else 200
-    return JsonResponse(
-        {"eventId": event_id, "status": outcome.status, "duplicate": outcome.already_done}, status=status
-    )
+    status = 500 if outcome.failed else 202 if outcome.in_progress else 200
+    body_status = "in_progress" if outcome.in_progress else outcome.status
+    return JsonResponse({"eventId": event_id, "status": body_status, "duplicate": outcome.already_done}, status=status)
 
 
 def queue(delivery: WebhookDelivery) -> JsonResponse:

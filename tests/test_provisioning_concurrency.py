@@ -7,8 +7,9 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from orgbilling.models import Organization, WebhookDelivery
-from orgbilling.provisioning import ensure_customer
+from orgbilling import checkout
+from orgbilling.models import Organization, Subscription, WebhookDelivery
+from tests.billing_support import context_for
 from tests.conftest import sample, scalekit_headers
 
 pytestmark = [
@@ -40,24 +41,45 @@ def run_concurrently(functions):
     return results
 
 
-def test_concurrent_webhook_copies_and_checkout_clicks_create_one_customer(fake_chargebee):
+def customers_made(fake) -> int:
+    return len(fake.store.find("customer", []))
+
+
+def test_eight_concurrent_created_deliveries_and_a_subscribe_click_make_one_customer(fake_chargebee):
     payload = sample("scalekit/webhooks/organization.created.json")
     org_id = payload["data"]["id"]
+    bodies = [json.dumps({**payload, "id": f"evt_created_{n}"}).encode() for n in range(8)]
+
+    def deliver(body):
+        return lambda: Client().post(
+            "/api/webhooks/scalekit", body, content_type="application/json", **scalekit_headers(body)
+        )
+
+    def click_subscribe():
+        return checkout.start_checkout(context_for(org_id), seats=2).subscription_id
+
+    results = run_concurrently([deliver(body) for body in bodies] + [click_subscribe])
+    assert [r.status_code for r in results[:8]] == [200] * 8
+    assert customers_made(fake_chargebee) == 1  # no lock across the call, still one customer
+    assert Organization.objects.get(pk=org_id).chargebee_customer_id == org_id
+    assert set(WebhookDelivery.objects.values_list("status", "attempts")) <= {("processed", 1), ("ignored", 1)}
+    assert Subscription.objects.get(pk=results[8]).organization_id == org_id
+
+
+def test_concurrent_webhook_copies_run_one_attempt(fake_chargebee):
+    payload = sample("scalekit/webhooks/organization.created.json")
     body = json.dumps(payload).encode()
+    fake_chargebee.fail_next(1, path="/customers", timeout_seconds=1)  # the first attempt is still running
 
     def deliver():
         return Client().post("/api/webhooks/scalekit", body, content_type="application/json", **scalekit_headers(body))
 
-    def click_subscribe():
-        return ensure_customer(org_id).chargebee_customer_id
-
-    results = run_concurrently([deliver] * 6 + [click_subscribe] * 4)
-    assert [r.status_code for r in results[:6]] == [200] * 6
-    assert set(results[6:]) == {org_id}
+    results = run_concurrently([deliver] * 6)
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200] + [202] * 5  # the copies found its lease: "in progress", nothing done
+    assert {r.json()["status"] for r in results if r.status_code == 202} == {"in_progress"}
+    assert WebhookDelivery.objects.get().attempts == 1
     assert len(fake_chargebee.calls("POST", "/customers")) == 1
-    assert Organization.objects.get(pk=org_id).chargebee_customer_id == org_id
-    delivery = WebhookDelivery.objects.get()
-    assert (delivery.status, delivery.attempts) == ("processed", 1)
 
 
 def test_concurrent_updates_apply_the_newest_name(fake_chargebee):
@@ -78,5 +100,5 @@ def test_concurrent_updates_apply_the_newest_name(fake_chargebee):
     results = run_concurrently([sender(b) for b in reversed(bodies)])
     assert all(r.status_code == 200 for r in results)
     assert Organization.objects.get(pk=org_id).display_name == "Name 7"
-    assert fake_chargebee.get_customer(org_id)["company"] == "Name 7"
-    assert len(fake_chargebee.calls("POST", "/customers")) == 1
+    assert fake_chargebee.get_customer(org_id)["company"] == "Name 7"  # renames that land late are sent again
+    assert customers_made(fake_chargebee) == 1

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from orgbilling.deliveries import needing_replay
 from orgbilling.models import WebhookDelivery
 from orgbilling.replay import replay
 
@@ -8,7 +9,9 @@ class Command(BaseCommand):
     help = "Process recorded webhook deliveries again (the failed ones, or those given by event id)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--failed", action="store_true", help="replay every failed delivery")
+        parser.add_argument(
+            "--failed", action="store_true", help="replay every failed delivery, and those whose attempt was lost"
+        )
         parser.add_argument(
             "--id",
             dest="event_ids",
@@ -23,7 +26,7 @@ class Command(BaseCommand):
             raise CommandError("say which deliveries to replay: --failed and/or --id EVENT_ID")
         selected = WebhookDelivery.objects.none()
         if failed:
-            selected |= WebhookDelivery.objects.filter(status=WebhookDelivery.Status.FAILED)
+            selected |= needing_replay()
         if event_ids:
             found = WebhookDelivery.objects.filter(event_id__in=event_ids)
             missing = sorted(set(event_ids) - set(found.values_list("event_id", flat=True)))
