@@ -166,3 +166,50 @@ def test_the_mode_and_the_backend_are_checked(settings):
     settings.ORGBILLING_PROCESSING = "queue"
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     assert [m.id for m in check_processing()] == ["orgbilling.E012"]
+
+
+class Clock:
+    """The time every part of the queue reads (orgbilling, the worker's "is it due"), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now()
+
+    def __call__(self):
+        return self.now
+
+
+def test_3_redeliveries_of_a_failing_event_start_no_parallel_retry_chain(client, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(timezone, "now", clock)
+    tried_at = []
+
+    def failing(event: dict) -> None:
+        tried_at.append(clock())
+        raise RuntimeError("outage")
+
+    monkeypatch.setattr(chargebee_events, "handle_event", failing)
+    event = changed()
+    post_event(client, event)
+    for attempt in range(1, 9):
+        run_worker()
+        delivery = WebhookDelivery.objects.get()
+        assert (delivery.status, delivery.attempts) == ("failed", attempt)
+        if attempt <= 3:  # Chargebee redelivers while the retry is pending: nothing is added
+            before = (delivery.attempts, delivery.next_attempt_at, delivery.task_id)
+            for _ in range(3):
+                assert post_event(client, event).status_code == 202
+            delivery.refresh_from_db()
+            assert (delivery.attempts, delivery.next_attempt_at, delivery.task_id) == before
+        if attempt < 8:
+            [retry] = DBTaskResult.objects.filter(status="READY")  # one ready task, however many redeliveries
+            assert retry.run_after == delivery.next_attempt_at and retry.pk == delivery.task_id
+            clock.now = retry.run_after
+
+    assert len(tried_at) == 8
+    span = tried_at[-1] - tried_at[0]
+    assert timedelta(minutes=60) < span < timedelta(minutes=65)  # 30 s doubled 7 times: 3810 s
+    assert delivery.next_attempt_at is None and not DBTaskResult.objects.filter(status="READY").exists()
+
+    # With no attempt pending, a redelivery gets exactly one, and its copies none.
+    assert [post_event(client, event).status_code for _ in range(3)] == [202, 202, 202]
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
