@@ -1,44 +1,21 @@
 """Exactly one Chargebee customer however many callers race (PostgreSQL: real row locks)."""
 
 import json
-import threading
 
 import pytest
-from django.db import connection
+from django.db import connection  # noqa: F401  read by the skipif condition
 from django.test import Client
 
 from orgbilling import checkout
 from orgbilling.models import Organization, Subscription, WebhookDelivery
 from tests.billing_support import context_for
 from tests.conftest import sample, scalekit_headers
+from tests.worker_support import run_concurrently
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif("connection.vendor != 'postgresql'", reason="row-lock concurrency needs PostgreSQL"),
 ]
-
-
-def run_concurrently(functions):
-    """Start every function at once (behind a barrier) in its own thread with its own DB connection."""
-    barrier = threading.Barrier(len(functions))
-    results, errors = [None] * len(functions), []
-
-    def worker(index, func):
-        try:
-            barrier.wait()
-            results[index] = func()
-        except Exception as exc:  # noqa: BLE001  collected and asserted on below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(functions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
-    return results
 
 
 def customers_made(fake) -> int:

@@ -1,4 +1,4 @@
-"""Real ``manage.py db_worker`` processes against the test database, and a TCP proxy that can cut them off."""
+"""Concurrency for tests: threads with their own connections, db_worker processes, a proxy that cuts them off."""
 
 from __future__ import annotations
 
@@ -17,6 +17,30 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE = 120  # seconds for anything to happen
+
+
+def run_concurrently(functions: list[Callable[[], object]]) -> list[object]:
+    """Start every function at once (behind a barrier) in its own thread with its own DB connection."""
+    barrier = threading.Barrier(len(functions))
+    results: list[object] = [None] * len(functions)
+    errors: list[Exception] = []
+
+    def worker(index: int, func: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            results[index] = func()
+        except Exception as exc:  # noqa: BLE001  collected and asserted on below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return results
 
 
 def database_url(port: int | None = None) -> str:
