@@ -7,7 +7,9 @@ Status codes, for both vendors:
   processes it (``orgbilling.tasks``); a duplicate of a delivery not yet
   processed is queued only if it has no task pending (so a crash between
   recording and queueing heals, and redeliveries never add retry chains);
-* 202 in inline mode when another attempt at the same delivery is running;
+* 409 in inline mode while another attempt at the same delivery holds its
+  lease: nothing was done, and the vendor's retry finds it done (or, if that
+  attempt was lost, runs it again once the lease has run out);
 * 400 malformed body (nothing written);
 * 401 missing or wrong signature / credentials (nothing written);
 * 413 body over ``ORGBILLING_WEBHOOK_MAX_BYTES`` (nothing written);
@@ -87,7 +89,7 @@ def record_and_process(vendor: str, event_id: str, event_type: str, body: bytes)
         outcome.status,
         extra={"vendor": vendor, "event_type": event_type, "event_id": event_id, "outcome": outcome.status},
     )
-    status = 500 if outcome.failed else 202 if outcome.in_progress else 200
+    status = 500 if outcome.failed else 409 if outcome.in_progress else 200
     body_status = "in_progress" if outcome.in_progress else outcome.status
     return JsonResponse({"eventId": event_id, "status": body_status, "duplicate": outcome.already_done}, status=status)
 
