@@ -41,7 +41,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
-from django_tasks import TaskContext, task
+from django_tasks import TaskContext, TaskResultStatus, task
 
 from . import conf, deliveries
 from .models import WebhookDelivery
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 # However many attempts are configured, no retry waits longer than this.
 MAX_DELAY = timedelta(days=1)
-READY, RUNNING = "READY", "RUNNING"
+READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
 
 
 def enqueue(delivery_id: int) -> bool:

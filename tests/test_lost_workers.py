@@ -11,6 +11,7 @@ next: the delivery ends processed once, and the fake made one customer.
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 from django.db import connection
@@ -69,9 +70,13 @@ def test_1_a_worker_killed_mid_task_is_followed_by_a_running_worker(queue, fake_
         wait_for(lambda: creations(fake_chargebee) == 1, "the customer creation")
         killed = delivery().lease_owner
         workers[killed].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
         wait_for(lambda: delivery().status == "processed", "the delivery to be processed")
+        taken_over_in = time.monotonic() - killed_at
     finally:
         stop(list(workers.values()))
+
+    assert taken_over_in < LEASE + 2, taken_over_in  # the lease (backoff 0 here), a poll and the attempt
 
     done = delivery()
     assert (done.status, done.attempts, done.lease_until, done.task_id) == ("processed", 2, None, None)
