@@ -545,8 +545,10 @@ def test_concurrent_copies_of_one_event_apply_once(sent):
     organization()
     event = pc2_event("subscription_activated", pc2_subscription(status="active"))
     responses = _post_concurrently([event] * 10)
-    assert [response.status_code for response in responses] == [200] * 10
-    assert sorted(response.json()["duplicate"] for response in responses) == [False] + [True] * 9
+    # A copy arriving during the attempt's lease is refused for a later retry (409); one arriving after it: 200.
+    assert {response.status_code for response in responses} <= {200, 409}
+    applied = [response for response in responses if response.status_code == 200 and not response.json()["duplicate"]]
+    assert len(applied) == 1
     assert (delivery().status, delivery().attempts) == ("processed", 1)
     assert Subscription.objects.count() == 1
     assert sent.names() == ["subscription_complete"]
