@@ -29,7 +29,6 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from . import conf
 from .chargebee_gateway import ChargebeeError, ChargebeeGateway, customer_meta_data, get_gateway
 from .chargebee_snapshot import CLOSED_STATUSES, meta_value
 from .deliveries import Incomplete
@@ -162,15 +161,19 @@ def cancel_for_deleted_organization(gateway: ChargebeeGateway, entry: dict) -> b
 
 
 def delete_organization(
-    organization_id: str, deleted_at: datetime | None = None, *, clock: Callable[[], float] = time.monotonic
+    organization_id: str,
+    deleted_at: datetime | None = None,
+    *,
+    time_budget: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Soft-delete the organization, then cancel every live Chargebee subscription of its customer.
 
     The deletion is committed before the first call (module docstring). Each
-    cancellation is its own call and transaction; once
-    ``ORGBILLING_VENDOR_TIME_BUDGET`` seconds have gone with at least one sent,
-    ``Incomplete`` leaves the rest to the next attempt. Local rows Chargebee
-    did not list are cancelled at the end. Returns how many were cancelled.
+    cancellation is its own call and transaction; given a ``time_budget`` (a
+    webhook attempt's), once that many seconds have gone with at least one
+    sent, ``Incomplete`` leaves the rest to the next attempt. Local rows
+    Chargebee did not list are cancelled at the end. Returns how many were cancelled.
     """
     with transaction.atomic():
         org, _ = _lock(organization_id)
@@ -178,11 +181,12 @@ def delete_organization(
             org.deleted_at = deleted_at or timezone.now()
             org.save(update_fields=["deleted_at", "updated_at"])
     gateway = get_gateway()
-    deadline = clock() + conf.get("ORGBILLING_VENDOR_TIME_BUDGET")
+    deadline = None if time_budget is None else clock() + time_budget
     cancelled = 0
     # Listing by the org id too covers a customer created by a run that crashed before saving its id.
     for entry in gateway.iter_subscriptions(customer_id=org.chargebee_customer_id or org.id):
-        if cancelled and clock() >= deadline and entry["subscription"].get("status") not in CLOSED_STATUSES:
+        out_of_time = deadline is not None and cancelled > 0 and clock() >= deadline
+        if out_of_time and entry["subscription"].get("status") not in CLOSED_STATUSES:
             raise Incomplete(f"{cancelled} subscriptions cancelled in Chargebee; the rest on the next attempt")
         cancelled += cancel_for_deleted_organization(gateway, entry)
     with transaction.atomic():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from . import conf
 from .deliveries import Ignored
 from .event_envelope import decode, envelope, storable
 from .provisioning import OrganizationDeleted, apply_organization, delete_organization
@@ -55,7 +56,9 @@ def handle_event(event: dict) -> None:
         raise Ignored(f"event type {kind} is not used by orgbilling")
     data = event["data"]
     if kind == "organization.deleted":
-        delete_organization(data["id"], _timestamp(data.get("deleted_at")))
+        # A webhook attempt stops starting calls in time to answer (or to stay within its lease).
+        budget = conf.get("ORGBILLING_VENDOR_TIME_BUDGET")
+        delete_organization(data["id"], _timestamp(data.get("deleted_at")), time_budget=budget)
         return
     try:
         applied = apply_organization(
