@@ -8,7 +8,9 @@ DEBUG on a SQLite file, so a fresh clone works end to end.
 from pathlib import Path
 
 import environ
+from django.urls import reverse_lazy
 
+from orgbilling import task_api
 from sandbox import settings_overlay
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,7 +22,13 @@ DEBUG = env.bool("DEBUG", default=True)
 # A throwaway key is fine for local runs only; production must provide one.
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key" if DEBUG else environ.Env.NOTSET)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-APP_URL = env("APP_URL", default="http://localhost:8000")
+APP_URL = env("APP_URL", default="http://localhost:8000")  # scheme and host: paths come from the two below
+# Mounted anywhere: FORCE_SCRIPT_NAME when a proxy serves the whole site under a path ("/billing-app"),
+# BILLING_URL_PREFIX when this project serves orgbilling's routes under one of its own paths ("billing-app/").
+FORCE_SCRIPT_NAME = env("FORCE_SCRIPT_NAME", default=None)
+BILLING_URL_PREFIX = env("BILLING_URL_PREFIX", default="")
+SITE_URL = APP_URL.rstrip("/") + (FORCE_SCRIPT_NAME or "").rstrip("/")
+BILLING_URL = f"{SITE_URL}/{BILLING_URL_PREFIX}".rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[APP_URL])
 
 # Production hardening, on whenever DEBUG is off (`manage.py check --deploy` reports nothing).
@@ -42,8 +50,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django_tasks",
-    "django_tasks_db",  # the task queue's table and `manage.py db_worker` (ORGBILLING_PROCESSING=queue)
+    # The task queue's table and `manage.py db_worker` (ORGBILLING_PROCESSING=queue); on Django 5.2 also
+    # the tasks API's backport (`django_tasks`), which Django 6 has built in.
+    *task_api.INSTALLED_APPS,
     "orgbilling",
     "sandbox",  # fake vendors; serves nothing unless SANDBOX_ENABLED
 ]
@@ -128,7 +137,7 @@ LOGGING = {
 # "inline" (default) processes each delivery in its request; "queue" answers as soon as it is
 # recorded and leaves processing to `manage.py db_worker` processes on any number of machines.
 ORGBILLING_PROCESSING = env("ORGBILLING_PROCESSING", default="inline")
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+TASKS = {"default": {"BACKEND": task_api.DATABASE_BACKEND}}
 
 # --- Vendors -------------------------------------------------------------
 # Read by orgbilling.conf at call time. Secrets and Basic Auth credentials may
@@ -137,13 +146,14 @@ SCALEKIT_ENV_URL = env("SCALEKIT_ENV_URL", default="")
 SCALEKIT_CLIENT_ID = env("SCALEKIT_CLIENT_ID", default="")
 SCALEKIT_CLIENT_SECRET = env("SCALEKIT_CLIENT_SECRET", default="")
 SCALEKIT_WEBHOOK_SECRET = env("SCALEKIT_WEBHOOK_SECRET", default="")
-SCALEKIT_REDIRECT_URI = env("SCALEKIT_REDIRECT_URI", default=f"{APP_URL}/auth/callback")
+SCALEKIT_REDIRECT_URI = env("SCALEKIT_REDIRECT_URI", default=f"{BILLING_URL}/auth/callback")
 SCALEKIT_COOKIE_ENCRYPTION_SECRET = env("SCALEKIT_COOKIE_ENCRYPTION_SECRET", default="")
 SCALEKIT_COOKIE_SECURE = env.bool("SCALEKIT_COOKIE_SECURE", default=not DEBUG)
-# Read by the Scalekit SDK's login/callback/logout views (orgbilling serves them under /auth/).
-SCALEKIT_LOGIN_PATH = "/auth/login"
-SCALEKIT_POST_LOGIN_REDIRECT = "/billing"
-SCALEKIT_POST_LOGOUT_REDIRECT_URI = env("SCALEKIT_POST_LOGOUT_REDIRECT_URI", default=f"{APP_URL}/billing")
+# Read by the Scalekit SDK's login/callback/logout views (orgbilling serves them under auth/); lazy, so
+# they carry the script name and the mount wherever the project puts them.
+SCALEKIT_LOGIN_PATH = reverse_lazy("orgbilling:login")
+SCALEKIT_POST_LOGIN_REDIRECT = reverse_lazy("orgbilling:billing")
+SCALEKIT_POST_LOGOUT_REDIRECT_URI = env("SCALEKIT_POST_LOGOUT_REDIRECT_URI", default=f"{BILLING_URL}/billing")
 
 CHARGEBEE_SITE = env("CHARGEBEE_SITE", default="")
 CHARGEBEE_API_KEY = env("CHARGEBEE_API_KEY", default="")
@@ -161,7 +171,9 @@ CHARGEBEE_WEBHOOK_PASSWORD = env("CHARGEBEE_WEBHOOK_PASSWORD", default="")
 SANDBOX_ENABLED = env.bool("SANDBOX", default=settings_overlay.default_enabled())
 if SANDBOX_ENABLED:
     globals().update(
-        settings_overlay.vendor_settings(APP_URL, Path(env("SANDBOX_DIR", default=str(BASE_DIR / "var" / "sandbox"))))
+        settings_overlay.vendor_settings(
+            SITE_URL, Path(env("SANDBOX_DIR", default=str(BASE_DIR / "var" / "sandbox"))), BILLING_URL
+        )
     )
     # Seconds before the fake Chargebee and Scalekit send a webhook (adjustable on /sandbox/).
     SANDBOX_WEBHOOK_DELAY = env.float("SANDBOX_WEBHOOK_DELAY", default=1.0)

@@ -1,4 +1,4 @@
-"""URLs of the reference project: the admin, everything orgbilling serves, and the sandbox when enabled."""
+"""URLs of the reference project: the admin, everything orgbilling serves (under BILLING_URL_PREFIX), the sandbox."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -6,7 +6,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("orgbilling.urls")),
+    path(settings.BILLING_URL_PREFIX, include("orgbilling.urls")),
 ]
 
 if settings.SANDBOX_ENABLED:

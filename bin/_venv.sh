@@ -1,13 +1,18 @@
-# Sourced by bin/demo and bin/test: make .venv and install requirements.txt when it changed.
+# Sourced by bin/demo and bin/test: make the virtualenv and install what they need, again whenever a
+# requirements file or pyproject.toml changes. VENV and PYTHON pick another one (.ci/run's Django 6 line).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
 fi
-stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+stamp=$VENV/.requirements.sha256
+want=$(cat pyproject.toml requirements.txt requirements-dev.txt requirements-browser.txt ${VENV_CONSTRAINTS:-} \
+  | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+  "${pip[@]}" --upgrade pip
+  # VENV_CONSTRAINTS: a pip constraints file, e.g. .ci/django6.txt to test the newest Django.
+  "${pip[@]}" -r requirements-dev.txt -r requirements-browser.txt ${VENV_CONSTRAINTS:+-c "$VENV_CONSTRAINTS"}
   echo "$want" > "$stamp"
 fi

@@ -18,17 +18,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.urls import reverse
 
 from . import audit, conf, plans
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
 from .errors import BillingDenied, BillingProblem, NotFound
+from .links import absolute_url
 from .middleware import BillingContext
 from .models import Organization, Subscription
 from .provisioning import OrganizationDeleted, ensure_customer
@@ -91,11 +90,6 @@ def current_subscription(organization: Organization) -> Subscription | None:
 
 def _reference(context: BillingContext | None, reference_id: str | None) -> str:
     return reference_id or (context.organization_id if context else "")
-
-
-def _app_url(route: str, **query: str) -> str:
-    url = conf.get("APP_URL").rstrip("/") + reverse(route)
-    return f"{url}?{urlencode(query)}" if query else url
 
 
 def _own_subscription(organization: Organization, subscription_id: object) -> Subscription:
@@ -182,8 +176,8 @@ def start_checkout(
             subscription_id=subscription.id,
             item_price_id=plan.id,
             quantity=quantity,
-            redirect_url=_app_url("orgbilling:subscription-success", subscriptionId=subscription.id),
-            cancel_url=_app_url("orgbilling:billing"),
+            redirect_url=absolute_url("orgbilling:subscription-success", subscriptionId=subscription.id),
+            cancel_url=absolute_url("orgbilling:billing"),
             trial_end=_trial_end(organization, plan),
             gateway_account_id=conf.get("CHARGEBEE_GATEWAY_ACCOUNT_ID"),
         )
@@ -211,8 +205,8 @@ def change_subscription(
             subscription_id=subscription.chargebee_subscription_id,
             item_price_id=plan.id,
             quantity=quantity,
-            redirect_url=_app_url("orgbilling:subscription-success", subscriptionId=subscription.id),
-            cancel_url=_app_url("orgbilling:billing"),
+            redirect_url=absolute_url("orgbilling:subscription-success", subscriptionId=subscription.id),
+            cancel_url=absolute_url("orgbilling:billing"),
             gateway_account_id=conf.get("CHARGEBEE_GATEWAY_ACCOUNT_ID"),
         )
     except ChargebeeError as exc:
@@ -268,7 +262,7 @@ def open_portal(context: BillingContext | None, *, reference_id: str | None = No
     throttle(organization.id)
     try:
         session = get_gateway().create_portal_session(
-            customer_id=organization.chargebee_customer_id, redirect_url=_app_url("orgbilling:portal-return")
+            customer_id=organization.chargebee_customer_id, redirect_url=absolute_url("orgbilling:portal-return")
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc

@@ -147,8 +147,6 @@ def check_sign_in(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 @checks.register()
 def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """A known processing mode and, for the queue, a task backend that can schedule retries (``run_after``)."""
-    from .tasks import process_delivery
-
     mode = conf.get("ORGBILLING_PROCESSING")
     if mode not in ("inline", "queue"):
         return [
@@ -158,14 +156,25 @@ def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 id="orgbilling.E011",
             )
         ]
-    backend = process_delivery.get_backend()
-    if mode == "queue" and not backend.supports_defer:
+    if mode == "inline":
+        return []
+    hint = (
+        'Install orgbilling[queue], set TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}} and '
+        'add "django_tasks_db" to INSTALLED_APPS (on Django 5.2 also "django_tasks", the tasks API\'s backport).'
+    )
+    try:
+        from .tasks import process_delivery
+
+        backend = process_delivery.get_backend()
+    except (ImportError, ImproperlyConfigured) as exc:
+        message = f"ORGBILLING_PROCESSING is 'queue' but no task backend: {exc}"
+        return [checks.Error(message, hint=hint, id="orgbilling.E012")]
+    if not backend.supports_defer:
         return [
             checks.Error(
                 f"ORGBILLING_PROCESSING is 'queue' but the task backend {type(backend).__name__} cannot run a task "
                 "later, so failed deliveries cannot be retried.",
-                hint='Set TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}} and add '
-                '"django_tasks" and "django_tasks_db" to INSTALLED_APPS.',
+                hint=hint,
                 id="orgbilling.E012",
             )
         ]

@@ -83,8 +83,9 @@ DEFAULTS: dict[str, Any] = {
     # two extra fetches triggered by tokens naming an unknown key id (key rotation).
     "ORGBILLING_JWKS_CACHE_SECONDS": 300,
     "ORGBILLING_JWKS_REFETCH_COOLDOWN": 30,
-    # Path prefixes that never look at tokens or cookies (vendor webhooks authenticate themselves).
-    "ORGBILLING_AUTH_EXEMPT_PATHS": ["/api/webhooks/"],
+    # More path prefixes (of path_info) that never look at tokens or cookies. orgbilling's own webhook
+    # routes never do, wherever they are mounted: vendors authenticate themselves.
+    "ORGBILLING_AUTH_EXEMPT_PATHS": [],
     # --- Authorization (orgbilling.authorization)
     # Holders of any of these Scalekit roles or permissions may change billing.
     "ORGBILLING_BILLING_MANAGER_ROLES": ["admin"],

@@ -10,7 +10,9 @@ nothing: views and services refuse what they must. ``request.billing`` is a
 * Otherwise the Scalekit SDK's session cookie is read (and refreshed) by the
   SDK's middleware, and the access token inside it is validated the same way.
 * Webhook and static paths are not looked at: the SDK client is never built
-  for them, and a vendor's Basic Auth header is not mistaken for sign-in.
+  for them, no cookie is read or set, and a vendor's Basic Auth header is not
+  mistaken for sign-in. Webhooks are recognized by their route, so this holds
+  wherever the project mounts orgbilling.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils.functional import SimpleLazyObject
 
 from . import conf, scalekit_auth
@@ -99,9 +104,33 @@ def context_from_claims(claims: dict[str, Any], *, email: str = "", bearer: bool
     )
 
 
+WEBHOOK_ROUTES = ("orgbilling:scalekit-webhook", "orgbilling:chargebee-webhook")
+
+
+@lru_cache(maxsize=16)
+def _webhook_paths(urlconf: str | None) -> frozenset[str]:
+    """orgbilling's webhook routes as ``path_info`` shows them, wherever the URLconf mounts them."""
+    script_prefix = get_script_prefix()  # reverse() starts with it; path_info never does
+    paths = set()
+    for name in WEBHOOK_ROUTES:
+        try:
+            paths.add("/" + reverse(name, urlconf=urlconf).removeprefix(script_prefix))
+        except NoReverseMatch:  # a project that does not route one of them
+            continue
+    return frozenset(paths)
+
+
+@receiver(setting_changed)
+def _forget_webhook_paths(*, setting: str, **kwargs: Any) -> None:
+    if setting == "ROOT_URLCONF":
+        _webhook_paths.cache_clear()
+
+
 def _exempt(request: HttpRequest) -> bool:
     static_url = settings.STATIC_URL or ""
     if static_url.startswith("/") and request.path.startswith(static_url):
+        return True
+    if request.path_info in _webhook_paths(get_urlconf()):
         return True
     return any(request.path_info.startswith(prefix) for prefix in conf.get_list("ORGBILLING_AUTH_EXEMPT_PATHS"))
 

@@ -1,6 +1,6 @@
 """Queue mode: deliveries processed by task workers instead of in the webhook request.
 
-Why a task engine (django-tasks, with the django-tasks-db backend): a queued
+Why a task engine (Django's tasks API, with the django-tasks-db backend; see ``task_api``): a queued
 delivery waits in the database, not in a process's memory, and workers
 (``manage.py db_worker``) run on any number of machines against that one
 database. A task runs the same attempt as a live webhook
@@ -41,10 +41,10 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
-from django_tasks import TaskContext, TaskResultStatus, task
 
 from . import conf, deliveries
 from .models import WebhookDelivery
+from .task_api import TaskContext, TaskResultStatus, task
 
 logger = logging.getLogger(__name__)
 

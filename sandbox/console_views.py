@@ -24,7 +24,9 @@ RECENT = 25
 def index(request: HttpRequest) -> HttpResponse:
     fake = runtime.chargebee()
     context = {
-        "app_url": settings.APP_URL,
+        "billing_url": settings.SANDBOX_BILLING_URL,
+        "scalekit_env_url": settings.SCALEKIT_ENV_URL,
+        "chargebee_api_url": settings.CHARGEBEE_API_BASE_URL,
         "knobs": runtime.sender().knobs,
         "dropped": len(runtime.sender().dropped()),
         "attempts": runtime.sender().attempts()[:RECENT],

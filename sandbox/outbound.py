@@ -54,7 +54,7 @@ def chargebee_delivery(event: dict[str, Any]) -> Delivery:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         return {"Content-Type": "application/json", "Authorization": f"Basic {token}"}
 
-    url = f"{settings.APP_URL.rstrip('/')}/api/webhooks/chargebee"
+    url = settings.SANDBOX_WEBHOOK_URLS["chargebee"]
     return Delivery("chargebee", event["id"], event["event_type"], url, json.dumps(event).encode(), headers)
 
 
@@ -98,5 +98,5 @@ def scalekit_delivery(event: dict[str, Any]) -> Delivery:
             "webhook-signature": signature,
         }
 
-    url = f"{settings.APP_URL.rstrip('/')}/api/webhooks/scalekit"
+    url = settings.SANDBOX_WEBHOOK_URLS["scalekit"]
     return Delivery("scalekit", event["id"], event["type"], url, json.dumps(event).encode(), headers)

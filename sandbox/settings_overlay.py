@@ -33,9 +33,15 @@ def default_enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> 
     return not any(environ.get(name) for name in VENDOR_CREDENTIAL_VARIABLES)
 
 
-def vendor_settings(app_url: str, sandbox_dir: Path) -> dict[str, Any]:
-    """Every vendor setting, aimed at the sandbox served by this same server under /sandbox/."""
+def vendor_settings(app_url: str, sandbox_dir: Path, billing_url: str = "") -> dict[str, Any]:
+    """Every vendor setting, aimed at the sandbox served by this same server under /sandbox/.
+
+    ``app_url`` is where the site is served (with FORCE_SCRIPT_NAME's path, if any), ``billing_url``
+    where the project mounts the billing app's routes (``app_url`` by default): the sign-in callback
+    and the webhook endpoints the fake vendors are registered with.
+    """
     app_url = app_url.rstrip("/")
+    billing_url = (billing_url or app_url).rstrip("/")
     credentials = load_credentials(sandbox_dir)
     return {
         "SANDBOX_DIR": sandbox_dir,
@@ -45,8 +51,8 @@ def vendor_settings(app_url: str, sandbox_dir: Path) -> dict[str, Any]:
         "SCALEKIT_WEBHOOK_SECRET": credentials["scalekit_webhook_secret"],
         "SANDBOX_SCALEKIT_ENVIRONMENT_ID": credentials["scalekit_environment_id"],
         "SCALEKIT_COOKIE_ENCRYPTION_SECRET": credentials["scalekit_cookie_secret"],
-        "SCALEKIT_REDIRECT_URI": f"{app_url}/auth/callback",
-        "SCALEKIT_POST_LOGOUT_REDIRECT_URI": f"{app_url}/billing",
+        "SCALEKIT_REDIRECT_URI": f"{billing_url}/auth/callback",
+        "SCALEKIT_POST_LOGOUT_REDIRECT_URI": f"{billing_url}/billing",
         "CHARGEBEE_SITE": "",  # no chargebee.com site: admin links to it would lead nowhere
         "CHARGEBEE_API_KEY": credentials["chargebee_api_key"],
         "CHARGEBEE_API_BASE_URL": f"{app_url}/sandbox/chargebee/api/v2",
@@ -54,10 +60,16 @@ def vendor_settings(app_url: str, sandbox_dir: Path) -> dict[str, Any]:
         "CHARGEBEE_GATEWAY_ACCOUNT_ID": "",
         "CHARGEBEE_WEBHOOK_USERNAME": credentials["chargebee_webhook_username"],
         "CHARGEBEE_WEBHOOK_PASSWORD": credentials["chargebee_webhook_password"],
+        # The endpoints registered with the fake vendors, as they would be in each vendor's dashboard.
+        "SANDBOX_WEBHOOK_URLS": {
+            "scalekit": f"{billing_url}/api/webhooks/scalekit",
+            "chargebee": f"{billing_url}/api/webhooks/chargebee",
+        },
+        "SANDBOX_BILLING_URL": f"{billing_url}/billing",
         # No trial, so paying on the sandbox checkout shows an active subscription straight away.
         "ORGBILLING_PLANS": [{"id": PLAN_ITEM_PRICE_ID, "name": "Team", "trial_days": 0}],
         # The sandbox's pages and fake APIs are vendors, not billing pages: no sign-in context there.
-        "ORGBILLING_AUTH_EXEMPT_PATHS": ["/api/webhooks/", "/sandbox/"],
+        "ORGBILLING_AUTH_EXEMPT_PATHS": ["/sandbox/"],
     }
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from orgbilling import scalekit_signature
 
+pytest_plugins = ["tests.timing"]  # hypothesis profiles, --fuzz, and the guard against sleeping tests
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCALEKIT_SECRET = "whsec_dGVzdHNlY3JldA=="  # base64("testsecret"), as in Scalekit's Go SDK tests
 CHARGEBEE_USER, CHARGEBEE_PASSWORD = "cb-hook", "cb-hook-password"
@@ -65,7 +67,6 @@ def vendor_settings(settings):
         "SCALEKIT_COOKIE_ENCRYPTION_SECRET",
     ):
         setattr(settings, name, "")
-    settings.ORGBILLING_AUTH_EXEMPT_PATHS = ["/api/webhooks/"]
     return settings
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from orgbilling import chargebee_events, tasks
+from orgbilling import chargebee_events, task_api, tasks
 from orgbilling.checks import check_processing
 from orgbilling.models import Organization, Subscription, WebhookDelivery
 from tests.chargebee_payloads import CUSTOMER_ID, ORG_ID, pc2_event, pc2_subscription, post_event
@@ -164,7 +164,7 @@ def test_the_mode_and_the_backend_are_checked(settings):
     settings.ORGBILLING_PROCESSING = "later"
     assert [m.id for m in check_processing()] == ["orgbilling.E011"]
     settings.ORGBILLING_PROCESSING = "queue"
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": task_api.IMMEDIATE_BACKEND}}
     assert [m.id for m in check_processing()] == ["orgbilling.E012"]
 
 

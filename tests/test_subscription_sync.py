@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import transaction
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from orgbilling import signals
@@ -429,7 +429,6 @@ def _history(subscription_id: str) -> list[tuple[str, dict]]:
 HISTORY = _history("sub_local_1")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_delivery_order_ends_in_the_newest_state(org, apply, data):
     history = HISTORY[: data.draw(st.integers(1, len(HISTORY)), label="events so far")]

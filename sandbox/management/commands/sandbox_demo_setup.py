@@ -62,7 +62,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {user.given_name} {user.family_name} <{user.email}>: {roles}")
         self.stdout.write(f"Django admin: {settings.APP_URL}/admin/  user {ADMIN_USERNAME}  password {password}")
         self.stdout.write(f"Sandbox controls: {settings.APP_URL}/sandbox/")
-        self.stdout.write(self.style.SUCCESS(f"Open {settings.APP_URL}/billing"))
+        self.stdout.write(self.style.SUCCESS(f"Open {settings.SANDBOX_BILLING_URL}"))
 
     def _report_deliveries(self, finished: bool) -> None:
         attempts = runtime.sender().attempts()
