@@ -89,7 +89,7 @@ class ChargebeeGateway:
         read_timeout: float = 20,
         max_retries: int = 2,
         backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ):
         self.client = chargebee.Chargebee(
             api_key=api_key,
@@ -106,7 +106,7 @@ class ChargebeeGateway:
             self.client.env.api_endpoint = base_url.rstrip("/")
         self.max_retries = max_retries
         self.backoff = backoff
-        self.sleep = sleep
+        self.sleep = sleep or pause
 
     def _call(
         self, label: str, func: Callable[..., Any], *args: Any, post: bool = False, idempotency_key: str = ""
@@ -305,6 +305,11 @@ def _retry_after(exc: Exception) -> float:
         return float(headers.get("retry-after") or headers.get("Retry-After") or 0)
     except ValueError:
         return 0.0
+
+
+def pause(seconds: float) -> None:
+    """How the gateway waits between retries, unless given a sleeper (tests replace this: no real waits)."""
+    time.sleep(seconds)
 
 
 def get_gateway() -> ChargebeeGateway:

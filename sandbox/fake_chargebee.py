@@ -96,6 +96,7 @@ class FakeChargebee(ChargebeeState):
         self._calls: list[Call] = []
         self._faults: list[_Fault] = []
         self._replies: dict[str, Body] = {}
+        self._stopping = threading.Event()  # set by close(): requests held by a timeout fault answer now
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Call]:
         """Logged requests; `path` is exact, or a prefix when it ends with '*'."""
@@ -133,6 +134,10 @@ class FakeChargebee(ChargebeeState):
         with self._log_lock:
             self._faults.append(_Fault(passes, count, status, path, method, timeout_seconds))
 
+    def close(self) -> None:
+        """Answer the requests a timeout fault is holding now (their clients have long given up)."""
+        self._stopping.set()
+
     def clear_faults(self) -> None:
         with self._log_lock:
             self._faults.clear()
@@ -143,7 +148,7 @@ class FakeChargebee(ChargebeeState):
         request = _parse_request(environ)
         fault = self._take_fault(request) if request else None
         if fault and fault.timeout_seconds is not None:
-            time.sleep(fault.timeout_seconds)
+            self._stopping.wait(fault.timeout_seconds)  # answered late, or at once when the server stops
             fault = None
         status, body, headers = self._answer(request, fault)
         payload = json.dumps(body).encode()

@@ -79,6 +79,7 @@ def fake_chargebee(settings):
     server = serve(fake)
     settings.CHARGEBEE_API_BASE_URL = server.url
     yield fake
+    fake.close()
     server.stop()
 
 

@@ -86,7 +86,8 @@ class ScalekitStub:
         self.jwks_down = False  # True: /keys answers 503, as during an outage
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)
         self._server.stub = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: stop() waits for the loop to notice (0.5 s by default, in every teardown).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
         self._thread.start()
         self.env_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.client = FakeScalekitClient(self)

@@ -93,7 +93,7 @@ def test_issuer_and_audience_can_be_configured(client, scalekit, settings):
     assert session(client, **scalekit.bearer()).status_code == 401
 
 
-def test_rotated_key_is_picked_up_without_restart_at_a_limited_rate(client, scalekit, settings):
+def test_rotated_key_is_picked_up_without_restart_at_a_limited_rate(client, scalekit, settings, clock):
     settings.ORGBILLING_JWKS_REFETCH_COOLDOWN = 1
     assert session(client, **scalekit.bearer()).status_code == 200
     old_token = scalekit.token()
@@ -101,7 +101,7 @@ def test_rotated_key_is_picked_up_without_restart_at_a_limited_rate(client, scal
     # Right after a fetch an unknown kid does not trigger another one (no JWKS hammering).
     assert session(client, **scalekit.bearer()).status_code == 401
     assert scalekit.jwks_hits == 1
-    time.sleep(1.1)
+    clock.advance(1.1)
     assert session(client, **scalekit.bearer()).status_code == 200
     assert scalekit.jwks_hits == 2
     assert session(client, HTTP_AUTHORIZATION=f"Bearer {old_token}").status_code == 401
@@ -256,7 +256,7 @@ def test_sign_in_checks(settings):
     assert check_sign_in() == []
 
 
-def test_a_verified_token_is_remembered_only_while_its_key_is_served(client, scalekit, settings, monkeypatch):
+def test_a_verified_token_is_remembered_only_while_its_key_is_served(client, scalekit, settings, monkeypatch, clock):
     settings.ORGBILLING_JWKS_REFETCH_COOLDOWN = 0.2
     remembered = scalekit.bearer()
     assert session(client, **remembered).status_code == 200
@@ -266,6 +266,6 @@ def test_a_verified_token_is_remembered_only_while_its_key_is_served(client, sca
     assert session(client, **remembered).status_code == 200
     assert decodes == []  # the signature was not checked again
     scalekit.rotate()
-    time.sleep(0.3)
+    clock.advance(0.3)
     assert session(client, **scalekit.bearer()).status_code == 200  # the new kid makes the JWKS refetch
     assert session(client, **remembered).status_code == 401  # its key is gone: remembered or not, refused

@@ -330,12 +330,14 @@ def test_fail_after_lets_some_requests_through_and_clear_faults_ends_it(cb, fake
 
 
 def test_fail_next_timeout_makes_the_client_time_out(cb, fake):
-    cb.update_read_timeout_secs(0.5)
-    fake.fail_next(1, path="/customers", method="POST", timeout_seconds=1.5)
+    cb.update_read_timeout_secs(0.05)
+    fake.fail_next(1, path="/customers", method="POST", timeout_seconds=0.2)
+    answered = threading.Event()
+    fake.on_event(lambda event: answered.set())
 
     with pytest.raises(httpx.ReadTimeout):
         cb.Customer.create({"id": "slow"})
-    time.sleep(1.2)  # the slow request still completes on the server, as on a real one
+    assert answered.wait(5)  # the slow request still completes on the server, as on a real one
     assert cb.Customer.retrieve("slow").customer.id == "slow"
 
 

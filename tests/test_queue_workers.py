@@ -22,6 +22,7 @@ from tests.chargebee_payloads import post_event, renewal
 from tests.worker_support import DEADLINE, start_worker, stop, wait_for, wait_started
 
 pytestmark = [
+    pytest.mark.real_time,  # waits on worker processes
     pytest.mark.django_db(transaction=True),
     pytest.mark.real_time,
     pytest.mark.skipif("connection.vendor != 'postgresql'", reason="worker processes need a shared PostgreSQL"),

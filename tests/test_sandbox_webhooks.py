@@ -40,7 +40,7 @@ class Receiver:
                 """Quiet."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def events(self) -> list[dict]:
@@ -50,7 +50,9 @@ class Receiver:
 @pytest.fixture
 def receiver(sandbox):  # noqa: F811
     receiver = Receiver()
-    sandbox.APP_URL = receiver.url
+    sandbox.SANDBOX_WEBHOOK_URLS = {
+        vendor: f"{receiver.url}/api/webhooks/{vendor}" for vendor in ("scalekit", "chargebee")
+    }
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()

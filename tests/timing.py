@@ -67,15 +67,64 @@ def _install_sleep_counter() -> None:
     time.sleep = counted_sleep
 
 
-@pytest.fixture(autouse=True)
-def _sleep_guard(request: pytest.FixtureRequest):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
     with _lock:
         _slept[0] = 0.0
-    yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Fail the test itself (setup and call counted) when it slept over the budget."""
+    result = yield
     slept = _slept[0]
-    if slept > SLEEP_BUDGET and request.node.get_closest_marker("real_time") is None:
+    if slept > SLEEP_BUDGET and item.get_closest_marker("real_time") is None:
         pytest.fail(
             f"slept {slept:.2f}s (budget {SLEEP_BUDGET}s): inject a clock or a sleeper, "
             "or mark a worker/process fault test real_time",
             pytrace=False,
         )
+    return result
+
+
+@pytest.fixture(autouse=True)
+def gateway_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The Chargebee gateway's waits between retries (429's Retry-After among them), recorded, not slept."""
+    from orgbilling import chargebee_gateway
+
+    slept: list[float] = []
+    monkeypatch.setattr(chargebee_gateway, "pause", slept.append)
+    return slept
+
+
+class Clock:
+    """Wall and monotonic time that a test moves forward instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """A clock for the JWKS key client's refetch cooldown (PyJWT) and orgbilling's token memory."""
+    import types
+
+    import jwt.jwk_set_cache
+    import jwt.jwks_client
+
+    from orgbilling import scalekit_auth
+
+    fake = Clock()
+    now = types.SimpleNamespace(time=fake.time, monotonic=fake.monotonic)
+    for module in (jwt.jwks_client, jwt.jwk_set_cache, scalekit_auth):
+        monkeypatch.setattr(module, "time", now)
+    return fake
