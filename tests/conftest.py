@@ -87,11 +87,9 @@ def fake_chargebee(settings):
 def post_scalekit(client):
     """POST a signed Scalekit delivery to the webhook endpoint."""
 
-    def post(payload: dict | bytes, **header_kwargs):
+    def post(payload: dict | bytes, *, path: str = "/api/webhooks/scalekit", **header_kwargs):
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return client.post(
-            "/api/webhooks/scalekit", body, content_type="application/json", **scalekit_headers(body, **header_kwargs)
-        )
+        return client.post(path, body, content_type="application/json", **scalekit_headers(body, **header_kwargs))
 
     return post
 
