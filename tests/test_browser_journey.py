@@ -52,13 +52,14 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class Demo:
     url: str
+    billing: str  # where orgbilling's pages are: "" at the root, "/billing-app" when mounted there
     admin_password: str
     log: Path
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Iterator[Demo]:
-    """Run bin/demo; yield its URL, the admin password it printed and its output."""
+@pytest.fixture(scope="module", params=["", "billing-app/"], ids=["root", "mounted"])
+def demo(request, tmp_path_factory) -> Iterator[Demo]:
+    """Run bin/demo (orgbilling at the root, or under /billing-app/); yield its URL, admin password and output."""
     if not os.path.exists(CHROMIUM):
         missing = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
         if os.environ.get("CI"):  # CI installs it (.ci/run): missing there is a failure, not a skip
@@ -77,6 +78,7 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
         SANDBOX_DIR=str(work / "sandbox"),
         SANDBOX_WEBHOOK_DELAY="0.5",
         DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
+        BILLING_URL_PREFIX=request.param,
     )
     log = work / "demo.log"
     with log.open("wb") as output:
@@ -89,7 +91,8 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
             start_new_session=True,
         )
     try:
-        yield Demo(url, _wait_until_serving(url, log, server), log)
+        billing = "/" + request.param.rstrip("/") if request.param else ""
+        yield Demo(url, billing, _wait_until_serving(url, log, server), log)
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the whole group: bin/demo and the server it started
         server.wait(timeout=30)
@@ -142,18 +145,18 @@ def new_page(browser, base_url: str):
     return page
 
 
-def sign_in(page, who: str) -> None:
+def sign_in(page, demo: Demo, who: str) -> None:
     """Open billing signed out, and pick the demo identity on the fake Scalekit's sign-in page."""
-    page.goto("/billing")
+    page.goto(f"{demo.billing}/billing")
     page.get_by_role("button", name=re.compile(f"Sign in as {who}")).click()
-    page.wait_for_url(re.compile(r"/billing$"))
+    page.wait_for_url(f"{demo.url}{demo.billing}/billing")
 
 
 def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
     expect = playwright_api.expect
     admin = new_page(browser, demo.url)
     with evidence("1-subscribe", demo, admin):
-        sign_in(admin, "Ada Admin")
+        sign_in(admin, demo, "Ada Admin")
         expect(admin.get_by_role("heading", name="Billing for Acme Corp")).to_be_visible()
         admin.get_by_label("Seats").fill("3")
         admin.get_by_role("button", name="Subscribe").click()
@@ -166,7 +169,7 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         admin.get_by_role("button", name=re.compile("^Pay")).click()
 
         # The success route applies the paid checkout itself: the first render already shows it.
-        admin.wait_for_url(re.compile(r"/billing\?success=1$"))
+        admin.wait_for_url(f"{demo.url}{demo.billing}/billing?success=1")
         facts = admin.locator("dl")
         expect(facts).to_contain_text("Active", timeout=0)
         expect(facts).to_contain_text("3", timeout=0)
@@ -177,12 +180,12 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         admin.get_by_role("button", name="Cancel at end of term").click()
         expect(admin.get_by_role("status")).to_contain_text("cancelled at the end of the current term")
         admin.get_by_role("button", name="Back to the application").click()
-        admin.wait_for_url(re.compile(r"/billing$"))
+        admin.wait_for_url(f"{demo.url}{demo.billing}/billing")
         expect(admin.get_by_text(re.compile(r"cancels on \w+"))).to_be_visible(timeout=0)
 
     member = new_page(browser, demo.url)
     with evidence("3-member", demo, member):
-        sign_in(member, "Max Member")
+        sign_in(member, demo, "Max Member")
         expect(member.locator("dl")).to_contain_text("Non Renewing")
         expect(member.get_by_text("Only billing managers of Acme Corp can change its billing.")).to_be_visible()
         assert member.locator("form[action*='/billing/']").count() == 0

@@ -266,7 +266,7 @@ def test_delete_cancels_every_live_subscription_then_soft_deletes(post_scalekit,
 def test_delete_lists_subscriptions_page_by_page(post_scalekit, fake_chargebee, settings):
     settings.ORGBILLING_VENDOR_TIME_BUDGET = 600  # one attempt, however slow the machine
     post_scalekit(CREATED)
-    seed_subscriptions(fake_chargebee, 150)
+    seed_subscriptions(fake_chargebee, 101)  # one more than a page
     fake_chargebee.reset_calls()
     assert post_scalekit(DELETED).status_code == 200
     assert len(fake_chargebee.calls("GET", "/subscriptions")) == 2
