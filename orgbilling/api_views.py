@@ -27,6 +27,7 @@ def _subscription(subscription: Subscription) -> dict:
     return {
         "id": subscription.id,
         "status": subscription.status,
+        "entitled": subscription.is_active,
         "planId": subscription.plan_id,
         "seats": subscription.seats,
         "trialEnd": subscription.trial_end,

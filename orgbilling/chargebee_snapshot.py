@@ -15,8 +15,9 @@ from typing import Any
 
 from .event_envelope import storable
 from .models import Subscription
+from .statuses import CANCELLED
 
-CLOSED_STATUSES = (Subscription.Status.CANCELLED, Subscription.Status.TRANSFERRED)
+CLOSED_STATUSES = CANCELLED  # see orgbilling.statuses
 MAX_ID_LENGTH = 50  # Chargebee ids are at most 50 characters, as are the local columns
 MAX_PLAN_LENGTH = 100  # the plan_id column
 

@@ -31,12 +31,14 @@ from .links import absolute_url
 from .middleware import BillingContext
 from .models import Organization, Subscription
 from .provisioning import OrganizationDeleted, ensure_customer
+from .statuses import BLOCKING_CHECKOUT
 from .subscription_sync import apply_subscription
 
 logger = logging.getLogger(__name__)
 
 Status = Subscription.Status
-LIVE = Q(status__in=(Status.IN_TRIAL, Status.ACTIVE, Status.NON_RENEWING, Status.PAUSED)) | Q(
+# A live subscription blocks a new checkout (orgbilling.statuses); a local "future" row only once Chargebee has it.
+LIVE = Q(status__in=[status for status in BLOCKING_CHECKOUT if status != Status.FUTURE]) | Q(
     status=Status.FUTURE, chargebee_subscription_id__isnull=False
 )
 # A checkout started here that Chargebee has not confirmed: a local row only, not a subscription yet.

@@ -15,8 +15,9 @@ from django.db import models
 from django.utils import timezone
 
 from .audit import AuditEvent  # noqa: F401  defined beside its recorder; imported here to register it
+from .statuses import ENTITLING
 
-ACTIVE_STATUSES = ("active", "in_trial", "non_renewing")
+ACTIVE_STATUSES = ENTITLING  # the statuses that entitle (orgbilling.statuses has the whole table)
 MAX_HOSTED_PAGES = 10
 
 
@@ -60,6 +61,10 @@ class Organization(models.Model):
         if plan_id is not None:
             subscriptions = subscriptions.filter(plan_id=plan_id)
         return subscriptions.exists()
+
+    def seat_limit(self) -> int:
+        """How many seats the organization may use: those of its entitling subscriptions (0 without one)."""
+        return self.subscriptions.filter(status__in=ACTIVE_STATUSES).aggregate(seats=models.Sum("seats"))["seats"] or 0
 
 
 class Subscription(models.Model):

@@ -50,6 +50,7 @@ def test_subscription_list_reads_the_local_table_in_two_queries(client, scalekit
             {
                 "id": waiting.pk,
                 "status": "future",
+                "entitled": False,
                 "planId": "team-plan-USD-monthly",
                 "seats": 1,
                 "trialEnd": None,
@@ -59,6 +60,7 @@ def test_subscription_list_reads_the_local_table_in_two_queries(client, scalekit
             {
                 "id": newer.pk,
                 "status": "in_trial",
+                "entitled": True,
                 "planId": "team-plan-USD-monthly",
                 "seats": 5,
                 "trialEnd": "2030-01-02T03:04:05Z",
@@ -68,6 +70,7 @@ def test_subscription_list_reads_the_local_table_in_two_queries(client, scalekit
             {
                 "id": older.pk,
                 "status": "cancelled",
+                "entitled": False,
                 "planId": "",
                 "seats": 1,
                 "trialEnd": None,

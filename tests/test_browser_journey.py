@@ -13,16 +13,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.processes import free_port
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -41,12 +42,6 @@ CHROMIUM_ARGS = [
 ]
 STARTUP_TIMEOUT = 180  # seconds: bin/demo may install requirements first
 TIMEOUT_MS = 15_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,8 @@ def demo(request, tmp_path_factory) -> Iterator[Demo]:
         billing = "/" + request.param.rstrip("/") if request.param else ""
         yield Demo(url, billing, _wait_until_serving(url, log, server), log)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the whole group: bin/demo and the server it started
+        with suppress(ProcessLookupError):  # gone already when bin/demo failed to start
+            os.killpg(server.pid, signal.SIGTERM)  # the whole group: bin/demo and the server it started
         server.wait(timeout=30)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import socket
 from io import StringIO
 
 import pytest
@@ -15,6 +14,7 @@ from django.urls import clear_url_caches
 from orgbilling.models import Organization
 from sandbox import demo, runtime, settings_overlay
 from sandbox.checks import check_debug
+from tests.processes import free_port
 from tests.sandbox_support import use_sandbox
 
 
@@ -68,12 +68,6 @@ def test_disabled_sandbox_serves_nothing(client, settings):
         settings.SANDBOX_ENABLED = original
         importlib.reload(billing_project.urls)
         clear_url_caches()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.django_db(transaction=True)

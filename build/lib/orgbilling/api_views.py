@@ -1,0 +1,80 @@
+"""JSON API for the app's own front ends. Thin, like the pages; refusals are ``{"error": message}``.
+
+* ``GET /api/session``: 200 ``{userId, email, organizationId, roles}``; 401 signed out.
+  It also sets the CSRF cookie that cookie-authenticated POSTs must echo.
+* ``GET /api/subscription``: 200 ``{"subscriptions": [...]}`` from the local table only.
+* ``POST /api/subscription/create``: 200 ``{"mode": "hosted", "url", "subscriptionId"}``;
+  400 bad body, plan or seats; 401; 403 (another organization, not a billing
+  manager, CSRF); 409 already subscribed; 429 throttled; 502 Chargebee failed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from . import checkout
+from .authorization import Action, authorize_reference, require_organization
+from .decorators import billing_api
+from .errors import BillingProblem, NotSignedIn
+from .models import Subscription
+
+
+def _subscription(subscription: Subscription) -> dict:
+    return {
+        "id": subscription.id,
+        "status": subscription.status,
+        "entitled": subscription.is_active,
+        "planId": subscription.plan_id,
+        "seats": subscription.seats,
+        "trialEnd": subscription.trial_end,
+        "currentPeriodEnd": subscription.current_period_end,
+        "cancelAtPeriodEnd": subscription.cancel_at_period_end,
+    }
+
+
+@require_GET
+@billing_api
+@ensure_csrf_cookie
+def session(request: HttpRequest) -> JsonResponse:
+    context = request.billing
+    if context is None:
+        raise NotSignedIn("Sign in first.")
+    return JsonResponse(
+        {
+            "userId": context.user_id,
+            "email": context.email,
+            "organizationId": context.organization_id or None,
+            "roles": list(context.roles),
+        }
+    )
+
+
+@require_GET
+@billing_api
+def subscriptions(request: HttpRequest) -> JsonResponse:
+    """Every subscription of the session's organization, newest first: one query once the process knows the org."""
+    context = request.billing
+    authorize_reference(context, context.organization_id if context else "", Action.VIEW)
+    # The id alone: the organization row itself is not needed (and not loaded) to list its subscriptions.
+    listed = checkout.listed_subscriptions(context.organization_id)
+    return JsonResponse({"subscriptions": [_subscription(s) for s in listed]})
+
+
+@require_POST
+@billing_api
+def create_subscription(request: HttpRequest) -> JsonResponse:
+    require_organization(request.billing)  # 401 and 403 before any complaint about the body
+    try:
+        body = json.loads(request.body or b"{}")
+    except (UnicodeDecodeError, ValueError):
+        raise BillingProblem("The body is not JSON.") from None
+    if not isinstance(body, dict):
+        raise BillingProblem("The body must be a JSON object.")
+    hosted = checkout.start_checkout(
+        request.billing, reference_id=body.get("referenceId"), plan_id=body.get("planId"), seats=body.get("seats")
+    )
+    return JsonResponse({"mode": "hosted", "url": hosted.url, "subscriptionId": hosted.subscription_id})

@@ -1,0 +1,117 @@
+"""Who may do what to an organization's billing, and how often Chargebee may be called for it.
+
+Every service runs ``authorize_reference`` before it calls Chargebee, so a
+view cannot forget it: the billing reference must be the signed-in user's own
+organization, and changes (subscribe, change plan or seats, portal) need a
+billing-manager role or permission. A project hook can deny more (delinquent
+organizations, trial abuse) without touching Chargebee.
+
+``throttle`` then spends one unit of the organization's budget: a Chargebee
+test site allows about 150 calls a minute for all tenants together, so one
+tenant clicking or scripting must not starve the others.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from enum import StrEnum
+
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from . import conf
+from .errors import BillingDenied, NotSignedIn, Throttled
+from .middleware import BillingContext
+from .models import Organization
+
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class Action(StrEnum):
+    VIEW = "view"  # read the local billing state
+    SUBSCRIBE = "subscribe"
+    CHANGE = "change"  # plan or seats
+    PORTAL = "portal"
+    SYNC = "sync"  # pull the organization's state from Chargebee (checkout success, portal return)
+
+
+CHANGES_BILLING = frozenset({Action.SUBSCRIBE, Action.CHANGE, Action.PORTAL})
+
+
+def require_organization(context: BillingContext | None) -> Organization:
+    """The signed-in user's organization, or the refusal that fits (401, then 403)."""
+    if context is None:
+        raise NotSignedIn("Sign in to manage billing.")
+    if context.organization is None:
+        raise BillingDenied("Organization context required for billing")
+    return context.organization
+
+
+def is_billing_manager(context: BillingContext) -> bool:
+    """Whether the user holds a configured billing-manager role or permission."""
+    roles = set(conf.get_list("ORGBILLING_BILLING_MANAGER_ROLES"))
+    permissions = set(conf.get_list("ORGBILLING_BILLING_MANAGER_PERMISSIONS"))
+    return bool(roles.intersection(context.roles) or permissions.intersection(context.permissions))
+
+
+def authorize_reference(context: BillingContext | None, reference_id: str, action: Action) -> Organization:
+    """Return the organization if ``context`` may perform ``action`` on ``reference_id``.
+
+    Raises ``NotSignedIn`` (401) or ``BillingDenied`` (403). The hook named by
+    ``ORGBILLING_AUTHORIZATION_HOOK`` is called as ``hook(context,
+    reference_id, action)`` once the built-in rules pass; it denies by
+    returning False or by raising ``BillingDenied`` with its own message.
+    """
+    organization = require_organization(context)
+    if reference_id != context.organization_id:
+        raise BillingDenied("You can only see and change the billing of the organization you are signed in to.")
+    if action in CHANGES_BILLING:
+        if not is_billing_manager(context):
+            raise BillingDenied("Only billing managers of your organization can change its billing.")
+        if organization.is_deleted:
+            raise BillingDenied("This organization was deleted; its billing can no longer change.")
+    hook = conf.get("ORGBILLING_AUTHORIZATION_HOOK")
+    if hook and import_string(hook)(context, reference_id, action) is False:
+        raise BillingDenied("This billing action is not allowed for your organization.")
+    return organization
+
+
+def throttle_rate() -> tuple[int, int] | None:
+    """``ORGBILLING_THROTTLE_RATE`` as (actions, period in seconds); None when throttling is off."""
+    rate = conf.get("ORGBILLING_THROTTLE_RATE")
+    if not rate:
+        return None
+    count, _, period = str(rate).partition("/")
+    try:
+        return int(count), PERIODS[period.strip().lower()]
+    except (KeyError, ValueError):
+        raise ImproperlyConfigured(
+            f"ORGBILLING_THROTTLE_RATE {rate!r} is not like '10/minute' (second, minute, hour or day)."
+        ) from None
+
+
+def throttle(organization_id: str) -> None:
+    """Count one Chargebee-calling action for the organization; raise ``Throttled`` over the rate.
+
+    A fixed window per period, counted in the Django cache named by
+    ``ORGBILLING_THROTTLE_CACHE``: cheap, and shared between processes when
+    that cache is (the default local-memory cache counts per process).
+    """
+    rate = throttle_rate()
+    if rate is None:
+        return
+    limit, period = rate
+    now = time.time()
+    window = int(now // period)
+    key = f"orgbilling:throttle:{organization_id}:{window}"
+    cache = caches[conf.get("ORGBILLING_THROTTLE_CACHE")]
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.set(key, 1, timeout=period + 1)
+        count = 1
+    if count > limit:
+        raise Throttled(retry_after=max(1, math.ceil((window + 1) * period - now)))

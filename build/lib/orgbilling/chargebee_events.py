@@ -1,0 +1,138 @@
+"""Chargebee webhook events: validate the envelope, then map each event type to a sync step.
+
+Chargebee events carry whole resources (``content.subscription`` with
+``content.customer``), so every subscription event goes through the one
+``apply_subscription``; which event it was only matters for a deletion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import conf
+from .chargebee_gateway import ChargebeeError, get_gateway
+from .chargebee_snapshot import InvalidSnapshot, SubscriptionSnapshot
+from .deliveries import Ignored
+from .event_envelope import decode, envelope, storable
+from .subscription_sync import apply_subscription, find_organization, remove_customer
+
+MAX_ID_LENGTH = 50  # Chargebee's resource ids (event ids may be longer: the log keeps 255)
+
+SUBSCRIPTION_EVENTS = (
+    "subscription_created",
+    "subscription_activated",
+    "subscription_started",
+    "subscription_changed",
+    "subscription_renewed",
+    "subscription_reactivated",
+    "subscription_paused",
+    "subscription_resumed",
+    "subscription_cancellation_scheduled",
+    "subscription_scheduled_cancellation_removed",
+    "subscription_cancelled",
+    "subscription_deleted",
+)
+CUSTOMER_EVENTS = ("customer_changed", "customer_deleted")
+
+
+class MalformedEvent(ValueError):
+    """The body is not a Chargebee event orgbilling can record."""
+
+
+def parse_event(body: bytes) -> dict:
+    """Decode and check a delivery body; raise ``MalformedEvent`` with a short reason."""
+    return validate_event(decode(body, MalformedEvent))
+
+
+def _check_resource(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise MalformedEvent(f"{where} is not an object")
+    resource_id = value.get("id")
+    if not storable(resource_id, MAX_ID_LENGTH) or not resource_id.strip():
+        raise MalformedEvent(f"{where}.id is missing or not a string of at most {MAX_ID_LENGTH} characters")
+    if where != "content.customer":
+        # Read the whole snapshot now: a value orgbilling cannot store is a 400 here, not a failed delivery later.
+        try:
+            SubscriptionSnapshot.read(value)
+        except InvalidSnapshot as exc:
+            raise MalformedEvent(f"{where}: {exc}") from None
+
+
+def validate_event(event: Any) -> dict:
+    """Check an event's envelope and the resources it carries (also used on a strict-mode re-read)."""
+    event = envelope(event, ("id", "event_type"), MalformedEvent)
+    content = event.get("content")
+    if not isinstance(content, dict):
+        raise MalformedEvent("event content is missing or not an object")
+    for name in ("subscription", "customer"):
+        if name in content:
+            _check_resource(content[name], f"content.{name}")
+    if "subscriptions" in content:
+        if not isinstance(content["subscriptions"], list):
+            raise MalformedEvent("content.subscriptions is not a list")
+        for subscription in content["subscriptions"]:
+            _check_resource(subscription, "content.subscriptions[]")
+    needed = "subscription" if event["event_type"] in SUBSCRIPTION_EVENTS else "customer"
+    if event["event_type"] in SUBSCRIPTION_EVENTS + CUSTOMER_EVENTS and needed not in content:
+        raise MalformedEvent(f"{event['event_type']} event without content.{needed}")
+    return event
+
+
+def _unknown_customer(customer_id: str | None) -> Ignored:
+    return Ignored(f"unknown customer: no organization uses Chargebee customer {customer_id}")
+
+
+def _apply(content: dict, event_type: str) -> None:
+    subscription = content["subscription"]
+    result = apply_subscription(subscription, content.get("customer"), event_type=event_type)
+    if result.subscription is None:
+        raise _unknown_customer(subscription.get("customer_id"))
+    if not result.applied:
+        raise Ignored(f"stale: subscription {subscription['id']} already has a snapshot at least as new")
+
+
+def _customer_changed(content: dict, event_type: str) -> None:
+    customer = content["customer"]
+    if find_organization(customer["id"], customer) is None:
+        raise _unknown_customer(customer["id"])
+
+
+def _customer_deleted(content: dict, event_type: str) -> None:
+    customer = content["customer"]
+    if remove_customer(customer, content.get("subscriptions") or []) is None:
+        raise _unknown_customer(customer["id"])
+
+
+EVENT_HANDLERS: dict[str, Callable[[dict, str], None]] = {
+    **dict.fromkeys(SUBSCRIPTION_EVENTS, _apply),
+    "customer_changed": _customer_changed,
+    "customer_deleted": _customer_deleted,
+}
+
+
+def _confirmed(event: dict) -> dict:
+    """Strict mode: the event as Chargebee itself has it, so a forged body changes nothing."""
+    try:
+        stored = get_gateway().retrieve_event(event["id"])
+    except ChargebeeError as exc:
+        if exc.api_error_code == "resource_not_found":
+            raise Ignored(f"strict mode: Chargebee has no event {event['id']}") from None
+        raise
+    try:
+        stored = validate_event(stored)
+    except MalformedEvent as exc:
+        raise Ignored(f"strict mode: Chargebee's copy of the event is unusable ({exc})") from None
+    if stored["id"] != event["id"] or stored["event_type"] != event["event_type"]:
+        raise Ignored(f"strict mode: Chargebee's event {event['id']} is not the one delivered")
+    return stored
+
+
+def handle_event(event: dict) -> None:
+    """Apply one recorded Chargebee event (called by ``deliveries.process_delivery``)."""
+    handler = EVENT_HANDLERS.get(event["event_type"])
+    if handler is None:
+        raise Ignored(f"event type {event['event_type']} is not used by orgbilling")
+    if conf.get("ORGBILLING_CHARGEBEE_STRICT_WEBHOOKS"):
+        event = _confirmed(event)
+    handler(event["content"], event["event_type"])

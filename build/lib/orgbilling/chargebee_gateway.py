@@ -1,0 +1,300 @@
+"""Every call orgbilling makes to Chargebee goes through this module.
+
+One small gateway keeps the SDK's quirks in one place (see VENDOR_NOTES):
+``meta_data`` is sent as a JSON string so its keys keep their case, POSTs
+carry an idempotency key so they can be retried safely, retries are bounded
+(the SDK's own retry loops forever on 429), and every failure becomes one
+``ChargebeeError``. Results are plain dicts (the API's JSON), not SDK objects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import chargebee
+import httpx
+from chargebee.main import Chargebee
+
+from . import conf
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = Chargebee.idempotency_header
+RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+PAGE_SIZE = 100  # Chargebee's maximum list page
+
+
+class ChargebeeError(Exception):
+    """A Chargebee call failed; ``api_error_code`` is Chargebee's code (or ours for network errors)."""
+
+    def __init__(self, message: str, *, api_error_code: str = "", http_status: int | None = None, param: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.api_error_code = api_error_code
+        self.http_status = http_status
+        self.param = param
+
+    @property
+    def retryable(self) -> bool:
+        return self.http_status is None or self.http_status in RETRYABLE_STATUSES
+
+    def __str__(self) -> str:
+        code = f" [{self.api_error_code}]" if self.api_error_code else ""
+        return f"Chargebee: {self.message}{code}"
+
+
+def customer_meta_data(organization_id: str, pending_subscription_id: str | None = None) -> dict[str, str]:
+    """The whole customer meta_data object, always written from local data."""
+    meta = {"organizationId": organization_id, "customerType": "organization"}
+    if pending_subscription_id:
+        meta["pendingSubscriptionId"] = pending_subscription_id
+    return meta
+
+
+def _translate(exc: Exception) -> ChargebeeError:
+    if isinstance(exc, chargebee.APIError):
+        return ChargebeeError(
+            exc.json_obj.get("message") or str(exc),
+            api_error_code=exc.api_error_code or exc.json_obj.get("error_code") or "",
+            http_status=exc.http_status_code,
+            param=exc.param or "",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return ChargebeeError("Chargebee did not answer in time", api_error_code="timeout")
+    if isinstance(exc, httpx.TransportError):
+        return ChargebeeError(f"Chargebee could not be reached ({exc})", api_error_code="network_error")
+    # The SDK raises a bare Exception for non-JSON bodies (proxies, outages).
+    text = str(exc)
+    status = 503 if "503" in text else 504 if "504" in text else 500
+    return ChargebeeError(
+        "Chargebee answered with an unreadable error", api_error_code="internal_error", http_status=status
+    )
+
+
+class ChargebeeGateway:
+    """A configured Chargebee client with bounded retries. Build one with ``get_gateway()``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        site: str,
+        base_url: str = "",
+        connect_timeout: float = 5,
+        read_timeout: float = 20,
+        max_retries: int = 2,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] | None = None,
+    ):
+        self.client = chargebee.Chargebee(
+            api_key=api_key,
+            site=site or "local",
+            connection_time_out=connect_timeout,
+            read_time_out=read_timeout,
+        )
+        if base_url:
+            if base_url.startswith("http://"):
+                # The SDK forces https while this class attribute is True (process-global,
+                # so it is only touched when a plain-HTTP base URL is configured).
+                Chargebee.verify_ca_certs = False
+                self.client.update_protocol("http")
+            self.client.env.api_endpoint = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.sleep = sleep or pause
+
+    def _call(self, label: str, func: Callable[..., Any], *args: Any, post: bool = False) -> Any:
+        """Run one SDK call, retrying 429/5xx/timeouts at most ``max_retries`` times.
+
+        A POST is retried only with the same idempotency key on every try, so
+        Chargebee applies it once however many times it reaches them.
+        """
+        kwargs = {"headers": {IDEMPOTENCY_HEADER: uuid.uuid4().hex}} if post else {}
+        attempt = 0
+        while True:
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001  every SDK failure becomes a ChargebeeError
+                error = _translate(exc)
+                if not error.retryable or attempt >= self.max_retries:
+                    logger.warning("chargebee %s failed after %d tries: %s", label, attempt + 1, error)
+                    raise error from exc
+                delay = self.backoff * (2**attempt)
+                if error.http_status == 429:
+                    delay = max(delay, _retry_after(exc))
+                attempt += 1
+                logger.info("chargebee %s: %s; retry %d in %.1fs", label, error, attempt, delay)
+                self.sleep(min(delay, 10.0))
+
+    # -- customers ---------------------------------------------------------
+    def create_customer(self, *, customer_id: str, company: str, meta_data: dict[str, str]) -> dict:
+        params = {"id": customer_id, "company": company, "meta_data": json.dumps(meta_data)}
+        result = self._call("customer.create", self.client.Customer.create, params, post=True)
+        return result.customer.raw_data
+
+    def retrieve_customer(self, customer_id: str) -> dict:
+        return self._call("customer.retrieve", self.client.Customer.retrieve, customer_id).customer.raw_data
+
+    def update_customer(self, customer_id: str, *, company: str | None = None, meta_data: dict | None = None) -> dict:
+        params: dict[str, str] = {}
+        if company is not None:
+            params["company"] = company
+        if meta_data is not None:
+            params["meta_data"] = json.dumps(meta_data)
+        result = self._call("customer.update", self.client.Customer.update, customer_id, params, post=True)
+        return result.customer.raw_data
+
+    # -- subscriptions -----------------------------------------------------
+    def list_subscriptions_page(
+        self, *, customer_id: str | None = None, offset: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """One page (up to 100) of ``{"subscription": ..., "customer": ...}`` entries and the next offset."""
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if customer_id:
+            params["customer_id[is]"] = customer_id
+        if offset:
+            params["offset"] = offset
+        result = self._call("subscription.list", self.client.Subscription.list, params)
+        entries = []
+        for entry in result.list:
+            item = {"subscription": entry.subscription.raw_data}
+            if getattr(entry, "customer", None) is not None:
+                item["customer"] = entry.customer.raw_data
+            entries.append(item)
+        return entries, result.next_offset
+
+    def iter_subscriptions(self, *, customer_id: str | None = None) -> Iterator[dict]:
+        """Every subscription (optionally of one customer), 100 per list call."""
+        offset = None
+        while True:
+            entries, offset = self.list_subscriptions_page(customer_id=customer_id, offset=offset)
+            yield from entries
+            if not offset:
+                return
+
+    def cancel_subscription_now(self, subscription_id: str) -> dict:
+        """Cancel at once, idempotently: one already cancelled is returned as it is.
+
+        A try that timed out may still have gone through at Chargebee; the
+        retry then gets ``invalid_state_for_request`` for what is in fact done.
+        """
+        params = {"end_of_term": False}
+        try:
+            result = self._call(
+                "subscription.cancel", self.client.Subscription.cancel_for_items, subscription_id, params, post=True
+            )
+        except ChargebeeError as exc:
+            if exc.api_error_code != "invalid_state_for_request":
+                raise
+            current = self._call("subscription.retrieve", self.client.Subscription.retrieve, subscription_id)
+            if current.subscription.raw_data.get("status") != "cancelled":
+                raise
+            return current.subscription.raw_data
+        return result.subscription.raw_data
+
+    # -- events --------------------------------------------------------------
+    def retrieve_event(self, event_id: str) -> dict:
+        """The event as Chargebee stores it (the envelope and its ``content`` as plain dicts)."""
+        return self._call("event.retrieve", self.client.Event.retrieve, event_id).event.raw_data
+
+    # -- hosted pages and portal -------------------------------------------
+    def checkout_new_for_items(
+        self,
+        *,
+        customer_id: str,
+        subscription_id: str,
+        item_price_id: str,
+        quantity: int,
+        redirect_url: str,
+        cancel_url: str,
+        trial_end: int | None = None,
+        gateway_account_id: str = "",
+    ) -> dict:
+        """A hosted checkout page creating subscription ``subscription_id``; ``trial_end`` 0 means no trial."""
+        subscription: dict[str, Any] = {"id": subscription_id}
+        if trial_end is not None:
+            subscription["trial_end"] = trial_end
+        params = _page_params(subscription, item_price_id, quantity, redirect_url, cancel_url, gateway_account_id)
+        params["customer"] = {"id": customer_id}
+        method = self.client.HostedPage.checkout_new_for_items
+        return self._call("hosted_page.checkout_new", method, params, post=True).hosted_page.raw_data
+
+    def checkout_existing_for_items(
+        self,
+        *,
+        subscription_id: str,
+        item_price_id: str,
+        quantity: int,
+        redirect_url: str,
+        cancel_url: str,
+        gateway_account_id: str = "",
+    ) -> dict:
+        """A hosted page changing the plan (it replaces the current plan item) or seats of a subscription."""
+        subscription = {"id": subscription_id}
+        params = _page_params(subscription, item_price_id, quantity, redirect_url, cancel_url, gateway_account_id)
+        method = self.client.HostedPage.checkout_existing_for_items
+        return self._call("hosted_page.checkout_existing", method, params, post=True).hosted_page.raw_data
+
+    def retrieve_hosted_page(self, page_id: str) -> dict:
+        return self._call("hosted_page.retrieve", self.client.HostedPage.retrieve, page_id).hosted_page.raw_data
+
+    def acknowledge_hosted_page(self, page_id: str) -> dict:
+        result = self._call("hosted_page.acknowledge", self.client.HostedPage.acknowledge, page_id, post=True)
+        return result.hosted_page.raw_data
+
+    def create_portal_session(self, *, customer_id: str, redirect_url: str) -> dict:
+        """A single-use portal session; its ``access_url`` must be used at once, never stored."""
+        params = {"customer": {"id": customer_id}, "redirect_url": redirect_url}
+        result = self._call("portal_session.create", self.client.PortalSession.create, params, post=True)
+        return result.portal_session.raw_data
+
+
+def _page_params(
+    subscription: dict[str, Any],
+    item_price_id: str,
+    quantity: int,
+    redirect_url: str,
+    cancel_url: str,
+    gateway_account_id: str,
+) -> dict[str, Any]:
+    """What both checkout pages send: one plan item, where to come back, and the gateway when one is set."""
+    params: dict[str, Any] = {
+        "subscription": subscription,
+        "subscription_items": [{"item_price_id": item_price_id, "quantity": quantity}],
+        "redirect_url": redirect_url,
+        "cancel_url": cancel_url,
+    }
+    if gateway_account_id:
+        params["card"] = {"gateway_account_id": gateway_account_id}
+    return params
+
+
+def _retry_after(exc: Exception) -> float:
+    headers = getattr(exc, "http_headers", None) or {}
+    try:
+        return float(headers.get("retry-after") or headers.get("Retry-After") or 0)
+    except ValueError:
+        return 0.0
+
+
+def pause(seconds: float) -> None:
+    """How the gateway waits between retries, unless given a sleeper (tests replace this: no real waits)."""
+    time.sleep(seconds)
+
+
+def get_gateway() -> ChargebeeGateway:
+    """A gateway built from the current settings (cheap: the SDK client opens no connection)."""
+    return ChargebeeGateway(
+        api_key=conf.get("CHARGEBEE_API_KEY"),
+        site=conf.get("CHARGEBEE_SITE"),
+        base_url=conf.get("CHARGEBEE_API_BASE_URL"),
+        connect_timeout=conf.get("CHARGEBEE_CONNECT_TIMEOUT"),
+        read_timeout=conf.get("CHARGEBEE_READ_TIMEOUT"),
+        max_retries=conf.get("CHARGEBEE_MAX_RETRIES"),
+        backoff=conf.get("CHARGEBEE_RETRY_BACKOFF"),
+    )

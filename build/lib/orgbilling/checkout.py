@@ -1,0 +1,282 @@
+"""Hosted checkout, plan and seat changes, the customer portal, and bringing their results home.
+
+Plain functions with plain arguments (the signed-in ``BillingContext`` and
+the client's choices), called by the page and JSON views and tested
+directly. Each one authorizes and throttles before its first Chargebee call
+and raises a ``BillingProblem`` carrying the message and status to answer.
+
+Checkout sends the local subscription id as Chargebee's ``subscription[id]``:
+webhooks then match the local row at once, and two tabs that both pay cannot
+create two subscriptions (Chargebee refuses the second one with that id).
+Results come home through ``subscription_sync.apply_subscription``, the same
+code (ordering guard, signals) the webhooks run, so the redirect, the webhook
+and a portal-return resync can arrive in any order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from . import conf, plans
+from .authorization import Action, authorize_reference, require_organization, throttle
+from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
+from .chargebee_snapshot import InvalidSnapshot
+from .errors import BillingDenied, BillingProblem, NotFound
+from .links import absolute_url
+from .middleware import BillingContext
+from .models import Organization, Subscription
+from .provisioning import OrganizationDeleted, ensure_customer
+from .statuses import BLOCKING_CHECKOUT
+from .subscription_sync import apply_subscription
+
+logger = logging.getLogger(__name__)
+
+Status = Subscription.Status
+# A live subscription blocks a new checkout (orgbilling.statuses); a local "future" row only once Chargebee has it.
+LIVE = Q(status__in=[status for status in BLOCKING_CHECKOUT if status != Status.FUTURE]) | Q(
+    status=Status.FUTURE, chargebee_subscription_id__isnull=False
+)
+# A checkout started here that Chargebee has not confirmed: a local row only, not a subscription yet.
+WAITING = Q(status=Status.FUTURE, chargebee_subscription_id__isnull=True, deleted_at__isnull=True)
+DONE_STATES = ("succeeded", "acknowledged")
+
+VENDOR_MESSAGES = {
+    "no_applicable_gateway": "Payments cannot be taken yet: a payment gateway must be configured in Chargebee "
+    "(Settings > Payment gateways) by the site's administrator.",
+    "api_request_limit_exceeded": "Chargebee is receiving too many requests right now; try again in a minute.",
+    "api_authentication_failed": "Chargebee refused this site's API key; the site's administrator must fix it.",
+    "timeout": "Chargebee did not answer in time; nothing was changed. Try again in a moment.",
+    "network_error": "Chargebee could not be reached; nothing was changed. Try again in a moment.",
+}
+
+
+@dataclass(frozen=True)
+class HostedRedirect:
+    """Where to send the browser (a Chargebee page) and the local subscription it concerns."""
+
+    url: str
+    subscription_id: str
+
+
+def vendor_problem(error: ChargebeeError) -> BillingProblem:
+    """A Chargebee failure as a message users can act on (502: the upstream failed)."""
+    message = VENDOR_MESSAGES.get(error.api_error_code)
+    if message is None:
+        message = (
+            "Chargebee is having trouble right now; nothing was changed. Try again later."
+            if error.retryable
+            else f"Chargebee refused the request: {error.message}"
+        )
+    return BillingProblem(message, status=502)
+
+
+def listed_subscriptions(organization_id: str) -> QuerySet[Subscription]:
+    """All the organization's subscriptions, any status, newest first.
+
+    A checkout row Chargebee has not confirmed yet is listed too, as ``future``:
+    its id is the ``subscriptionId`` the checkout API answered, so a front end
+    can follow it from checkout to active.
+    """
+    return Subscription.objects.filter(organization_id=organization_id).order_by("-created_at")
+
+
+def current_subscription(organization: Organization) -> Subscription | None:
+    """The subscription the billing page shows: the newest live one."""
+    return organization.subscriptions.filter(LIVE).order_by("-created_at").first()
+
+
+def _reference(context: BillingContext | None, reference_id: str | None) -> str:
+    return reference_id or (context.organization_id if context else "")
+
+
+def _own_subscription(organization: Organization, subscription_id: object) -> Subscription:
+    """The organization's subscription with this local id; 404 for anyone else's (nothing leaked)."""
+    found = organization.subscriptions.filter(pk=subscription_id).first() if isinstance(subscription_id, str) else None
+    if found is None:
+        raise NotFound("No such subscription in your organization.")
+    return found
+
+
+def _choose(plan_id: object, seats: object) -> tuple[plans.Plan, int]:
+    try:
+        return plans.choose(plan_id, seats)
+    except plans.InvalidPlan as exc:
+        raise BillingProblem(str(exc), status=400) from None
+
+
+def _apply(subscription: dict, customer: dict | None) -> None:
+    """Apply a snapshot Chargebee's API returned; one it cannot read is Chargebee's failure (502)."""
+    try:
+        apply_subscription(subscription, customer)
+    except InvalidSnapshot as exc:
+        logger.error("unreadable subscription from Chargebee: %s", exc)
+        raise BillingProblem("Chargebee sent a subscription this site cannot read.", status=502) from exc
+
+
+def _waiting_row(organization: Organization, plan: plans.Plan, seats: int) -> Subscription:
+    """Reuse the organization's unconfirmed checkout row, or create it; concurrent tabs share one."""
+    with transaction.atomic():
+        Organization.objects.select_for_update().get(pk=organization.pk)
+        row = organization.subscriptions.filter(WAITING).order_by("-created_at").first()
+        if row is None:
+            return Subscription.objects.create(organization=organization, plan_id=plan.id, seats=seats)
+        if (row.plan_id, row.seats) != (plan.id, seats):
+            row.plan_id, row.seats = plan.id, seats
+            row.save(update_fields=["plan_id", "seats", "updated_at"])
+        return row
+
+
+def _trial_end(organization: Organization, plan: plans.Plan) -> int:
+    """The plan's trial end, or 0 (no trial, whatever Chargebee's item price says) after any earlier trial."""
+    had_trial = organization.subscriptions.filter(Q(trial_start__isnull=False) | Q(trial_end__isnull=False)).exists()
+    if had_trial or not plan.trial_days:
+        return 0
+    return int(time.time()) + plan.trial_days * 86400
+
+
+def start_checkout(
+    context: BillingContext | None, *, reference_id: str | None = None, plan_id: object = None, seats: object = None
+) -> HostedRedirect:
+    """Open a Chargebee hosted checkout for a new subscription of the organization.
+
+    Two Chargebee calls when the customer exists (its meta_data, the page);
+    one more to create the customer first. On failure the waiting row stays,
+    consistent with the customer's ``pendingSubscriptionId``, and is reused.
+    """
+    organization = authorize_reference(context, _reference(context, reference_id), Action.SUBSCRIBE)
+    plan, quantity = _choose(plan_id, seats)
+    if organization.subscriptions.filter(LIVE).exists():
+        raise BillingProblem(
+            "This organization already has a subscription: change its plan or seats instead.", status=409
+        )
+    throttle(organization.id)
+    try:
+        organization = ensure_customer(organization.id, organization.display_name)
+    except OrganizationDeleted as exc:
+        raise BillingDenied("This organization was deleted; its billing can no longer change.") from exc
+    except ChargebeeError as exc:
+        raise vendor_problem(exc) from exc
+    subscription = _waiting_row(organization, plan, quantity)
+    gateway = get_gateway()
+    try:
+        gateway.update_customer(
+            organization.chargebee_customer_id, meta_data=customer_meta_data(organization.id, subscription.id)
+        )
+        page = gateway.checkout_new_for_items(
+            customer_id=organization.chargebee_customer_id,
+            subscription_id=subscription.id,
+            item_price_id=plan.id,
+            quantity=quantity,
+            redirect_url=absolute_url("orgbilling:subscription-success", subscriptionId=subscription.id),
+            cancel_url=absolute_url("orgbilling:billing"),
+            trial_end=_trial_end(organization, plan),
+            gateway_account_id=conf.get("CHARGEBEE_GATEWAY_ACCOUNT_ID"),
+        )
+    except ChargebeeError as exc:
+        raise vendor_problem(exc) from exc
+    subscription.remember_hosted_page(page["id"])
+    return HostedRedirect(page["url"], subscription.id)
+
+
+def change_subscription(
+    context: BillingContext | None, *, subscription_id: object, plan_id: object = None, seats: object = None
+) -> HostedRedirect:
+    """Open a Chargebee hosted page changing the plan or seats of a live subscription (one call)."""
+    subscription = _own_subscription(require_organization(context), subscription_id)
+    organization = authorize_reference(context, subscription.organization_id, Action.CHANGE)
+    if not Subscription.objects.filter(LIVE, pk=subscription.pk).exists():
+        raise BillingProblem("This subscription has ended: subscribe again instead.", status=409)
+    plan, quantity = _choose(plan_id or subscription.plan_id, subscription.seats if seats in (None, "") else seats)
+    if (plan.id, quantity) == (subscription.plan_id, subscription.seats):
+        raise BillingProblem("That is already the subscription's plan and number of seats.", status=400)
+    throttle(organization.id)
+    try:
+        page = get_gateway().checkout_existing_for_items(
+            subscription_id=subscription.chargebee_subscription_id,
+            item_price_id=plan.id,
+            quantity=quantity,
+            redirect_url=absolute_url("orgbilling:subscription-success", subscriptionId=subscription.id),
+            cancel_url=absolute_url("orgbilling:billing"),
+            gateway_account_id=conf.get("CHARGEBEE_GATEWAY_ACCOUNT_ID"),
+        )
+    except ChargebeeError as exc:
+        raise vendor_problem(exc) from exc
+    subscription.remember_hosted_page(page["id"])
+    return HostedRedirect(page["url"], subscription.id)
+
+
+def complete_checkout(context: BillingContext | None, *, subscription_id: object, hosted_page_id: object) -> None:
+    """Apply what a finished hosted page (new or change) says, then acknowledge it.
+
+    Works whether the webhook came first, later or never, and on a refresh
+    (an acknowledged page is applied again; the ordering guard makes that a
+    no-op). Raises ``NotFound`` for a subscription or page that is not the
+    organization's, ``BillingProblem`` for a page that did not succeed.
+    """
+    subscription = _own_subscription(require_organization(context), subscription_id)
+    organization = authorize_reference(context, subscription.organization_id, Action.SYNC)
+    if not isinstance(hosted_page_id, str) or not hosted_page_id:
+        raise BillingProblem("Chargebee did not say which checkout finished.", status=400)
+    if hosted_page_id not in subscription.hosted_page_ids:
+        raise NotFound("This checkout does not belong to your organization.")
+    throttle(organization.id)
+    gateway = get_gateway()
+    try:
+        page = gateway.retrieve_hosted_page(hosted_page_id)
+    except ChargebeeError as exc:
+        if exc.api_error_code == "resource_not_found":
+            raise NotFound("Chargebee has no record of this checkout.") from exc
+        raise vendor_problem(exc) from exc
+    content = page.get("content") or {}
+    snapshot = content.get("subscription") if isinstance(content, dict) else None
+    if page.get("state") not in DONE_STATES or not isinstance(snapshot, dict):
+        raise BillingProblem("The checkout was not completed, so nothing changed.", status=409)
+    customer_id = organization.chargebee_customer_id
+    ours = snapshot.get("id") in (subscription.id, subscription.chargebee_subscription_id)
+    if not ours or not customer_id or snapshot.get("customer_id") != customer_id:
+        raise NotFound("This checkout does not belong to your organization.")
+    _apply(snapshot, content.get("customer"))
+    if page["state"] == "succeeded":
+        try:
+            gateway.acknowledge_hosted_page(hosted_page_id)
+        except ChargebeeError as exc:  # the result is applied; acknowledging is bookkeeping
+            logger.warning("could not acknowledge hosted page %s: %s", hosted_page_id, exc)
+
+
+def open_portal(context: BillingContext | None, *, reference_id: str | None = None) -> str:
+    """A Chargebee customer-portal URL (single use, valid an hour, never stored) returning to our resync."""
+    organization = authorize_reference(context, _reference(context, reference_id), Action.PORTAL)
+    if not organization.chargebee_customer_id:
+        raise BillingProblem("There is no billing account yet: subscribe first.", status=409)
+    throttle(organization.id)
+    try:
+        session = get_gateway().create_portal_session(
+            customer_id=organization.chargebee_customer_id, redirect_url=absolute_url("orgbilling:portal-return")
+        )
+    except ChargebeeError as exc:
+        raise vendor_problem(exc) from exc
+    return session["access_url"]
+
+
+def resync_subscriptions(context: BillingContext | None) -> int:
+    """Re-read the organization's subscriptions from Chargebee (one list call) and apply each.
+
+    Run when the portal hands the user back, so a cancellation or seat change
+    made there shows at once. Returns how many subscriptions were read.
+    """
+    organization = authorize_reference(context, _reference(context, None), Action.SYNC)
+    if not organization.chargebee_customer_id:
+        return 0
+    throttle(organization.id)
+    try:
+        entries, _ = get_gateway().list_subscriptions_page(customer_id=organization.chargebee_customer_id)
+    except ChargebeeError as exc:
+        raise vendor_problem(exc) from exc
+    for entry in entries:
+        _apply(entry["subscription"], entry.get("customer"))
+    return len(entries)

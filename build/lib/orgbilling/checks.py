@@ -1,0 +1,181 @@
+"""System checks for orgbilling's settings.
+
+Missing or malformed vendor settings are warnings while DEBUG is on (a fresh
+clone must start with nothing configured) and errors when it is off.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from . import conf
+from .scalekit_signature import InvalidSecret, decode_secret
+
+
+def _message(number: int, msg: str, hint: str) -> checks.CheckMessage:
+    if settings.DEBUG:
+        return checks.Warning(msg, hint=hint, id=f"orgbilling.W{number:03d}")
+    return checks.Error(msg, hint=hint, id=f"orgbilling.E{number:03d}")
+
+
+def _is_url(value: str) -> bool:
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+@checks.register()
+def check_scalekit(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    problems = []
+    missing = [
+        name for name in ("SCALEKIT_ENV_URL", "SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET") if not conf.get(name)
+    ]
+    if missing:
+        problems.append(
+            _message(
+                1,
+                f"Scalekit sign-in is not configured: {', '.join(missing)} empty.",
+                "Copy them from the Scalekit dashboard (Settings > API credentials) into the environment.",
+            )
+        )
+    elif not _is_url(conf.get("SCALEKIT_ENV_URL")):
+        problems.append(
+            _message(
+                1,
+                "SCALEKIT_ENV_URL is not an http(s) URL.",
+                "Use your environment URL, e.g. https://yourapp.scalekit.dev",
+            )
+        )
+    secrets = conf.get_list("SCALEKIT_WEBHOOK_SECRET")
+    if not secrets:
+        problems.append(
+            _message(
+                2,
+                "SCALEKIT_WEBHOOK_SECRET is empty: /api/webhooks/scalekit refuses every delivery.",
+                "Set it to the endpoint's signing secret (whsec_...); list several, comma-separated, to rotate.",
+            )
+        )
+    for secret in secrets:
+        try:
+            decode_secret(secret)
+        except InvalidSecret as exc:
+            problems.append(
+                _message(
+                    2,
+                    f"A SCALEKIT_WEBHOOK_SECRET entry is malformed: {exc}.",
+                    "Copy the secret exactly as the Scalekit dashboard shows it (whsec_<base64>).",
+                )
+            )
+    return problems
+
+
+@checks.register()
+def check_chargebee(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    problems = []
+    base_url = conf.get("CHARGEBEE_API_BASE_URL")
+    if not conf.get("CHARGEBEE_API_KEY") or not (conf.get("CHARGEBEE_SITE") or base_url):
+        problems.append(
+            _message(
+                3,
+                "Chargebee is not configured: CHARGEBEE_SITE and CHARGEBEE_API_KEY are needed.",
+                "Use the site name (the part before .chargebee.com) and a full-access API key.",
+            )
+        )
+    if base_url and not (_is_url(base_url) and urlparse(base_url).path.rstrip("/").endswith("/api/v2")):
+        problems.append(
+            _message(
+                4,
+                "CHARGEBEE_API_BASE_URL must be a full http(s) URL ending in /api/v2.",
+                "For example http://127.0.0.1:9000/api/v2, or leave it empty for https://{site}.chargebee.com/api/v2.",
+            )
+        )
+    if not (conf.get_list("CHARGEBEE_WEBHOOK_USERNAME") and conf.get_list("CHARGEBEE_WEBHOOK_PASSWORD")):
+        problems.append(
+            _message(
+                5,
+                "Chargebee webhook Basic Auth is not configured: /api/webhooks/chargebee refuses every delivery.",
+                "Set CHARGEBEE_WEBHOOK_USERNAME and CHARGEBEE_WEBHOOK_PASSWORD to the credentials of the Chargebee "
+                "webhook endpoint.",
+            )
+        )
+    if not conf.get("CHARGEBEE_PLAN_ITEM_PRICE_ID"):
+        problems.append(
+            _message(
+                6,
+                "CHARGEBEE_PLAN_ITEM_PRICE_ID is empty: there is no plan to subscribe to.",
+                "Set it to the item price id of your plan in Chargebee (Product Catalog 2.0).",
+            )
+        )
+    return problems
+
+
+@checks.register()
+def check_sign_in(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Settings that sign-in, the billing pages and checkout read only when a user comes by."""
+    from .authorization import throttle_rate
+    from .plans import catalog
+
+    problems = []
+    if not conf.get("SCALEKIT_COOKIE_ENCRYPTION_SECRET"):
+        problems.append(
+            _message(
+                7,
+                "SCALEKIT_COOKIE_ENCRYPTION_SECRET is empty: nobody can sign in with a browser.",
+                'Generate one (python -c "import secrets; print(secrets.token_urlsafe(32))") and use the same '
+                "value on every server.",
+            )
+        )
+    if "orgbilling.middleware.BillingContextMiddleware" not in settings.MIDDLEWARE:
+        problems.append(
+            _message(
+                8,
+                "orgbilling.middleware.BillingContextMiddleware is not in MIDDLEWARE: billing sees nobody signed in.",
+                "Add it after django.contrib.auth.middleware.AuthenticationMiddleware.",
+            )
+        )
+    for number, read in ((9, catalog), (10, throttle_rate)):
+        try:
+            read()
+        except ImproperlyConfigured as exc:
+            problems.append(_message(number, str(exc), "See the setting's description in orgbilling/conf.py."))
+    return problems
+
+
+@checks.register()
+def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A known processing mode and, for the queue, a task backend that can schedule retries (``run_after``)."""
+    mode = conf.get("ORGBILLING_PROCESSING")
+    if mode not in ("inline", "queue"):
+        return [
+            checks.Error(
+                f"ORGBILLING_PROCESSING is {mode!r}.",
+                hint='Use "inline" (process in the webhook request) or "queue" (task workers).',
+                id="orgbilling.E011",
+            )
+        ]
+    if mode == "inline":
+        return []
+    hint = (
+        'Install orgbilling[queue], set TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}} and '
+        'add "django_tasks_db" to INSTALLED_APPS (on Django 5.2 also "django_tasks", the tasks API\'s backport).'
+    )
+    try:
+        from .tasks import process_delivery
+
+        backend = process_delivery.get_backend()
+    except (ImportError, ImproperlyConfigured) as exc:
+        message = f"ORGBILLING_PROCESSING is 'queue' but no task backend: {exc}"
+        return [checks.Error(message, hint=hint, id="orgbilling.E012")]
+    if not backend.supports_defer:
+        return [
+            checks.Error(
+                f"ORGBILLING_PROCESSING is 'queue' but the task backend {type(backend).__name__} cannot run a task "
+                "later, so failed deliveries cannot be retried.",
+                hint=hint,
+                id="orgbilling.E012",
+            )
+        ]
+    return []

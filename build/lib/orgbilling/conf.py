@@ -1,0 +1,108 @@
+"""The one place orgbilling reads its settings.
+
+Values are looked up on ``django.conf.settings`` when first asked for and
+remembered until Django reports a settings change, never frozen at import, so
+``override_settings`` and the test ``settings`` fixture are always seen. Every
+setting has a default here so a host project only sets what it needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    "APP_URL": "http://localhost:8000",
+    "SCALEKIT_ENV_URL": "",
+    "SCALEKIT_CLIENT_ID": "",
+    "SCALEKIT_CLIENT_SECRET": "",
+    "SCALEKIT_WEBHOOK_SECRET": "",
+    "SCALEKIT_REDIRECT_URI": "",
+    "SCALEKIT_COOKIE_ENCRYPTION_SECRET": "",
+    "SCALEKIT_COOKIE_SECURE": True,
+    "CHARGEBEE_SITE": "",
+    "CHARGEBEE_API_KEY": "",
+    "CHARGEBEE_API_BASE_URL": "",
+    "CHARGEBEE_PLAN_ITEM_PRICE_ID": "",
+    "CHARGEBEE_GATEWAY_ACCOUNT_ID": "",
+    "CHARGEBEE_WEBHOOK_USERNAME": "",
+    "CHARGEBEE_WEBHOOK_PASSWORD": "",
+    # Gateway behaviour: seconds, and how often a retryable call is tried again.
+    "CHARGEBEE_CONNECT_TIMEOUT": 5,
+    "CHARGEBEE_READ_TIMEOUT": 20,
+    "CHARGEBEE_MAX_RETRIES": 2,
+    "CHARGEBEE_RETRY_BACKOFF": 0.5,
+    # Largest webhook body accepted, in bytes.
+    "ORGBILLING_WEBHOOK_MAX_BYTES": 1024 * 1024,
+    # Scalekit's tolerance for webhook timestamps, in seconds, both ways.
+    "ORGBILLING_WEBHOOK_TOLERANCE": 300,
+    # Re-read each Chargebee event from the API before applying it (one call per webhook), for
+    # deployments that do not trust Basic Auth alone. Off: a webhook costs no Chargebee call.
+    "ORGBILLING_CHARGEBEE_STRICT_WEBHOOKS": False,
+    # --- Processing (orgbilling.webhook_views, orgbilling.tasks)
+    # "inline" processes a delivery in the request that brought it; "queue" answers once it is recorded
+    # and leaves it to task workers (django-tasks; `manage.py db_worker` with its database backend).
+    "ORGBILLING_PROCESSING": "inline",
+    # Queue mode: tries per delivery before it is left failed for replay, and the delay before the
+    # second try in seconds (doubled for each further try).
+    "ORGBILLING_QUEUE_MAX_ATTEMPTS": 8,
+    "ORGBILLING_QUEUE_RETRY_BACKOFF": 30,
+    # --- Sign-in (orgbilling.scalekit_auth, orgbilling.middleware)
+    # The SDK's session cookie name (scalekit.middleware.session_manager.DEFAULT_COOKIE_NAME).
+    "SCALEKIT_COOKIE_NAME": "sk_session",
+    # Expected access-token `iss` and `aud`; empty means SCALEKIT_ENV_URL and SCALEKIT_CLIENT_ID.
+    "ORGBILLING_TOKEN_ISSUER": "",
+    "ORGBILLING_TOKEN_AUDIENCE": "",
+    # Seconds the JWKS is kept before it is fetched again, and the shortest gap between
+    # two extra fetches triggered by tokens naming an unknown key id (key rotation).
+    "ORGBILLING_JWKS_CACHE_SECONDS": 300,
+    "ORGBILLING_JWKS_REFETCH_COOLDOWN": 30,
+    # More path prefixes (of path_info) that never look at tokens or cookies. orgbilling's own webhook
+    # routes never do, wherever they are mounted: vendors authenticate themselves.
+    "ORGBILLING_AUTH_EXEMPT_PATHS": [],
+    # --- Authorization (orgbilling.authorization)
+    # Holders of any of these Scalekit roles or permissions may change billing.
+    "ORGBILLING_BILLING_MANAGER_ROLES": ["admin"],
+    "ORGBILLING_BILLING_MANAGER_PERMISSIONS": [],
+    # Dotted path to hook(context, reference_id, action) that may deny more; empty for none.
+    "ORGBILLING_AUTHORIZATION_HOOK": "",
+    # Chargebee-calling actions allowed per organization ("N/second|minute|hour|day"; empty: none),
+    # counted in this Django cache (use a shared one when running several processes).
+    "ORGBILLING_THROTTLE_RATE": "10/minute",
+    "ORGBILLING_THROTTLE_CACHE": "default",
+    # --- Plans (orgbilling.plans): a list of dicts; None offers CHARGEBEE_PLAN_ITEM_PRICE_ID alone.
+    "ORGBILLING_PLANS": None,
+}
+
+
+# Values already read. Every request reads several settings, and reading one a project leaves at its
+# default costs an AttributeError inside Django's LazySettings; Django announces every change made
+# through override_settings (and pytest-django's ``settings``) with ``setting_changed``, which empties this.
+_values: dict[str, Any] = {}
+
+
+def get(name: str) -> Any:
+    """Return setting ``name``, falling back to orgbilling's default."""
+    try:
+        return _values[name]
+    except KeyError:
+        if name not in DEFAULTS:
+            raise KeyError(f"orgbilling has no setting named {name}") from None
+    value = _values[name] = getattr(settings, name, DEFAULTS[name])
+    return value
+
+
+@receiver(setting_changed)
+def _forget_values(**kwargs: Any) -> None:
+    _values.clear()
+
+
+def get_list(name: str) -> list[str]:
+    """Return a setting that may hold several values (a list or a comma-separated string)."""
+    value = get(name)
+    if isinstance(value, str):
+        value = value.split(",")
+    return [item.strip() for item in value if item and item.strip()]

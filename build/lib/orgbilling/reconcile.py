@@ -1,0 +1,102 @@
+"""Reconciliation: pull subscriptions from Chargebee and apply them like webhooks.
+
+Webhooks can be lost for good (Chargebee gives up after about two days) or
+the endpoint misconfigured; this brings the local table back in line. It
+lists subscriptions 100 a page, never one call per organization, and applies
+each through ``apply_subscription``, so the ordering guard and the signals
+behave exactly as for a webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from .chargebee_gateway import get_gateway
+from .chargebee_snapshot import InvalidSnapshot
+from .models import Organization, Subscription
+from .subscription_sync import ApplyResult, apply_subscription
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncSummary:
+    """Counts of one run; the orphan and failure lists hold Chargebee subscription ids."""
+
+    dry_run: bool = False
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    orphaned_in_chargebee: list[str] = field(default_factory=list)  # no known organization
+    orphaned_locally: list[str] = field(default_factory=list)  # linked locally, gone from Chargebee
+    failed: list[str] = field(default_factory=list)  # snapshots orgbilling could not read
+
+    @property
+    def orphaned(self) -> int:
+        return len(self.orphaned_in_chargebee) + len(self.orphaned_locally)
+
+    def __str__(self) -> str:
+        text = (
+            f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, orphaned {self.orphaned}"
+            f", failed {len(self.failed)}"
+        )
+        return text + (" (dry run: nothing was written)" if self.dry_run else "")
+
+    def count(self, result: ApplyResult, subscription_id: str) -> None:
+        if result.subscription is None:
+            self.orphaned_in_chargebee.append(subscription_id)
+        elif result.created:
+            self.created += 1
+        elif result.applied:
+            self.updated += 1
+        else:
+            self.unchanged += 1
+
+
+def _apply(entry: dict, dry_run: bool) -> ApplyResult:
+    if not dry_run:
+        return apply_subscription(entry["subscription"], entry.get("customer"))
+    # Apply, look, undo: the rollback also drops the signals queued on commit.
+    with transaction.atomic():
+        result = apply_subscription(entry["subscription"], entry.get("customer"))
+        transaction.set_rollback(True)
+    return result
+
+
+def sync_subscriptions(
+    *,
+    organization: Organization | None = None,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> SyncSummary:
+    """Apply every Chargebee subscription (or one organization's) to the local table.
+
+    ``dry_run`` computes the same summary but writes nothing and sends no
+    signal. ``progress`` is called with the running count after each
+    subscription. Chargebee errors propagate (nothing is half-counted).
+    """
+    summary = SyncSummary(dry_run=dry_run)
+    customer_id = None
+    if organization is not None:
+        # The org id too: a customer created by a run that crashed before saving its id.
+        customer_id = organization.chargebee_customer_id or organization.id
+    seen: set[str] = set()
+    for done, entry in enumerate(get_gateway().iter_subscriptions(customer_id=customer_id), start=1):
+        subscription_id = str(entry["subscription"].get("id"))
+        seen.add(subscription_id)
+        try:
+            summary.count(_apply(entry, dry_run), subscription_id)
+        except InvalidSnapshot as exc:
+            logger.warning("sync: subscription %s not applied: %s", subscription_id, exc)
+            summary.failed.append(subscription_id)
+        if progress is not None:
+            progress(done)
+    linked = Subscription.objects.filter(chargebee_subscription_id__isnull=False)
+    if organization is not None:
+        linked = linked.filter(organization=organization)
+    summary.orphaned_locally = sorted(set(linked.values_list("chargebee_subscription_id", flat=True)) - seen)
+    return summary

@@ -1,0 +1,70 @@
+"""Scalekit webhook events: validate the envelope, then map each type to a provisioning step."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from .deliveries import Ignored
+from .event_envelope import decode, envelope, storable
+from .provisioning import OrganizationDeleted, apply_organization, delete_organization
+
+# Scalekit ids look like org_43666332410970707; the id is also the Chargebee customer id, whose charset this is.
+ORGANIZATION_ID = re.compile(r"[A-Za-z0-9_.@-]{1,50}")
+ORGANIZATION_EVENTS = ("organization.created", "organization.updated", "organization.deleted")
+
+
+class MalformedEvent(ValueError):
+    """The body is not a Scalekit event orgbilling can record."""
+
+
+def parse_event(body: bytes) -> dict:
+    """Decode and check a delivery body; raise ``MalformedEvent`` with a short reason."""
+    event = envelope(decode(body, MalformedEvent), ("id", "type"), MalformedEvent)
+    if event["type"] in ORGANIZATION_EVENTS:
+        data = event.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"].strip():
+            raise MalformedEvent("organization event without data.id")
+        if not ORGANIZATION_ID.fullmatch(data["id"]):
+            raise MalformedEvent("organization id must be 1-50 letters, digits or _-.@ (it becomes the customer id)")
+        for key in ("display_name", "external_id", "update_time", "deleted_at"):
+            if data.get(key) is not None and not storable(data[key], 255):
+                raise MalformedEvent(f"data.{key} is not a string of at most 255 characters")
+        for key in ("update_time", "deleted_at"):
+            if data.get(key):
+                _timestamp(data[key])
+    return event
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedEvent(f"{value!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise MalformedEvent(f"{value!r} has no time zone")
+    return parsed
+
+
+def handle_event(event: dict) -> None:
+    """Apply one recorded Scalekit event (called by ``deliveries.process_delivery``)."""
+    kind = event["type"]
+    if kind not in ORGANIZATION_EVENTS:
+        raise Ignored(f"event type {kind} is not used by orgbilling")
+    data = event["data"]
+    if kind == "organization.deleted":
+        delete_organization(data["id"], _timestamp(data.get("deleted_at")))
+        return
+    try:
+        applied = apply_organization(
+            data["id"],
+            display_name=data.get("display_name") or "",
+            external_id=data.get("external_id") or "",
+            update_time=_timestamp(data.get("update_time")),
+        )
+    except OrganizationDeleted as exc:
+        raise Ignored(str(exc)) from None
+    if not applied:
+        raise Ignored("stale: an organization snapshot at least as new was already applied")

@@ -1,0 +1,33 @@
+"""Signals sent when a local subscription really changes state.
+
+They are how a host app flips feature flags, enables SSO or sends mail, so
+each one is sent once per real change: after the transaction commits (never
+for a rolled-back write), never for a duplicate or stale event, and whichever
+path saw the change first (webhook, checkout redirect, reconciliation).
+
+Every signal is sent with ``sender=Subscription`` and the keyword arguments
+``organization``, ``subscription`` and ``previous_status``: the status
+Chargebee last gave the subscription, ``None`` for its first snapshot (a new
+row, or the checkout row before Chargebee's first word about it).
+
+* ``subscription_complete``: it became paid (``active``/``non_renewing``)
+  coming from checkout, ``future`` or a trial: entitlements on.
+* ``trial_started`` / ``trial_ended``: it entered / left ``in_trial``
+  (a trial grants entitlements too).
+* ``subscription_cancelled``: it became ``cancelled`` or ``transferred``:
+  entitlements off.
+* ``subscription_deleted``: it was deleted in Chargebee; the local row is kept,
+  marked deleted and unlinked.
+* ``subscription_updated``: any other change of the stored snapshot (plan,
+  seats, items, periods, pause and resume, reactivation, scheduled
+  cancellation and its removal). Read ``subscription.is_active`` to decide.
+"""
+
+from django.dispatch import Signal
+
+subscription_complete = Signal()
+subscription_updated = Signal()
+subscription_cancelled = Signal()
+subscription_deleted = Signal()
+trial_started = Signal()
+trial_ended = Signal()

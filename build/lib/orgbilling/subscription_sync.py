@@ -1,0 +1,273 @@
+"""The one write path for subscription state: apply a Chargebee snapshot to its local row.
+
+Webhooks, the checkout redirect, the portal return, reconciliation and the
+organization deletion all call ``apply_subscription`` with the subscription
+JSON Chargebee gave them, so every rule lives here once:
+
+* **Matching**, in this order: the local id sent as the Chargebee id; the
+  linked ``chargebee_subscription_id``; ``meta_data.subscriptionId`` on the
+  subscription; ``meta_data.pendingSubscriptionId`` on the customer; the
+  organization's checkout row not linked yet. A snapshot of a known
+  organization that matches nothing gets a new row.
+* **One row per Chargebee subscription**: the organization row is locked
+  (``SELECT ... FOR UPDATE``) before matching, so concurrent snapshots of one
+  subscription queue there and the second sees the row the first wrote; the
+  unique ``chargebee_subscription_id`` is the backstop.
+* **Ordering**: a snapshot is applied only if its ``resource_version`` is
+  newer than the stored one, whole (never field by field).
+* **Signals** (see ``signals.py``) are queued on commit from the state
+  transition, so they fire once whichever path saw the change first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q
+from django.dispatch import Signal
+from django.utils import timezone
+
+from . import signals
+from .chargebee_snapshot import CLOSED_STATUSES, SubscriptionSnapshot, meta_value
+from .models import Organization, Subscription, new_subscription_id
+
+logger = logging.getLogger(__name__)
+
+Status = Subscription.Status
+PAID_STATUSES = (Status.ACTIVE, Status.NON_RENEWING)
+# The fields that make a change worth a signal (not the ordering guard or the link).
+TRACKED_FIELDS = (
+    "status",
+    "plan_id",
+    "seats",
+    "items",
+    "trial_start",
+    "trial_end",
+    "current_period_start",
+    "current_period_end",
+    "cancel_at_period_end",
+    "cancelled_at",
+    "deleted_at",
+)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What ``apply_subscription`` did; ``reason`` is created, updated, stale or unknown customer."""
+
+    subscription: Subscription | None
+    applied: bool
+    created: bool = False
+    reason: str = ""
+    previous_status: str | None = None
+
+
+def find_organization(customer_id: str, customer: dict | None = None, *, lock: bool = False) -> Organization | None:
+    """The organization billed through this Chargebee customer (its row locked with ``lock``).
+
+    The stored customer mapping decides; failing that, the ``organizationId``
+    our checkout wrote into the customer's meta_data, unless that
+    organization is already mapped to another customer.
+    """
+    organizations = Organization.objects.select_for_update() if lock else Organization.objects.all()
+    organization = organizations.filter(chargebee_customer_id=customer_id).first()
+    if organization is None and customer:
+        organization_id = meta_value(customer.get("meta_data"), "organizationId")
+        if isinstance(organization_id, str):
+            organization = (
+                organizations.filter(pk=organization_id)
+                .filter(Q(chargebee_customer_id__isnull=True) | Q(chargebee_customer_id=customer_id))
+                .first()
+            )
+    return organization
+
+
+def _match(
+    snapshot: SubscriptionSnapshot, customer: dict | None, organization: Organization | None, *, lock: bool
+) -> Subscription | None:
+    """The local row of this snapshot, trying the matching steps in order (module docstring)."""
+    rows = Subscription.objects.select_for_update() if lock else Subscription.objects.all()
+    # A row reached through an id must be unlinked or linked to this very subscription, and
+    # belong to the customer's organization when that one is known. The customer-wide steps
+    # (4, 5) skip deleted rows: those stay with the subscription they were (steps 1 and 3).
+    linkable = Q(chargebee_subscription_id__isnull=True) | Q(chargebee_subscription_id=snapshot.id)
+    if organization is not None:
+        linkable &= Q(organization=organization)
+    pending = meta_value((customer or {}).get("meta_data"), "pendingSubscriptionId")
+    live = Q(deleted_at__isnull=True)
+    # Built one at a time: the first step finds the row of nearly every snapshot.
+    steps = (
+        lambda: rows.filter(linkable, pk=snapshot.id),
+        lambda: rows.filter(chargebee_subscription_id=snapshot.id),
+        lambda: rows.filter(linkable, pk=snapshot.local_id) if snapshot.local_id else None,
+        lambda: rows.filter(linkable, live, pk=pending) if isinstance(pending, str) and pending else None,
+        lambda: (
+            rows.filter(live, organization=organization, chargebee_subscription_id__isnull=True)
+            if organization is not None
+            else None
+        ),
+    )
+    for step in steps:
+        query = step()
+        row = query.order_by("-created_at").first() if query is not None else None
+        if row is not None:
+            return row
+    return None
+
+
+def _newer(incoming: int | None, stored: int | None) -> bool:
+    """The ordering guard: only a strictly newer ``resource_version`` is applied."""
+    if stored is None:
+        return True
+    return incoming is not None and incoming > stored
+
+
+def _lifecycle_signals(
+    previous_status: str | None, was_deleted: bool, row: Subscription, changed: bool
+) -> list[Signal]:
+    """The signals a change from ``previous_status`` (None: first seen) to ``row`` stands for."""
+    fired = []
+    if row.status in PAID_STATUSES and previous_status in (None, Status.FUTURE, Status.IN_TRIAL):
+        fired.append(signals.subscription_complete)
+    if row.status in CLOSED_STATUSES and previous_status is not None and previous_status not in CLOSED_STATUSES:
+        fired.append(signals.subscription_cancelled)
+    if row.deleted_at is not None and previous_status is not None and not was_deleted:
+        fired.append(signals.subscription_deleted)
+    if row.status == Status.IN_TRIAL and previous_status != Status.IN_TRIAL:
+        fired.append(signals.trial_started)
+    if previous_status == Status.IN_TRIAL and row.status != Status.IN_TRIAL:
+        fired.append(signals.trial_ended)
+    if changed and previous_status is not None and not fired:
+        fired.append(signals.subscription_updated)
+    return fired
+
+
+def _queue_signals(fired: list[Signal], row: Subscription, previous_status: str | None) -> None:
+    """Send ``fired`` once the transaction commits; a failing receiver is logged, not raised.
+
+    Raising after the commit could not undo anything and would only turn a
+    processed delivery into a 500 that Chargebee retries for nothing.
+    """
+    if not fired:
+        return
+
+    def send() -> None:
+        for signal in fired:
+            responses = signal.send_robust(
+                sender=Subscription, organization=row.organization, subscription=row, previous_status=previous_status
+            )
+            for receiver, response in responses:
+                if isinstance(response, Exception):
+                    logger.error("signal receiver %r failed for %s", receiver, row.pk, exc_info=response)
+
+    transaction.on_commit(send)
+
+
+def _known_status(row: Subscription) -> str | None:
+    """The status Chargebee last gave the row; None for a new row or a checkout row never synced.
+
+    So the first real state of a checkout row fires what a new row would
+    (``subscription_complete``, ``trial_started``) and nothing else.
+    """
+    return row.status if row.resource_version is not None else None
+
+
+def _snapshot_of(row: Subscription) -> tuple:
+    return tuple(getattr(row, name) for name in TRACKED_FIELDS)
+
+
+def _new_row(snapshot: SubscriptionSnapshot, organization: Organization) -> Subscription:
+    """A row for a subscription first seen in Chargebee (made in its dashboard, say).
+
+    It takes Chargebee's id as its own when that is free, so matching step 1
+    still finds it after a deletion unlinks it and a late event arrives.
+    """
+    taken = Subscription.objects.filter(pk=snapshot.id).exists()
+    return Subscription(id=new_subscription_id() if taken else snapshot.id, organization=organization)
+
+
+def apply_subscription(
+    subscription: dict, customer: dict | None = None, *, event_type: str | None = None
+) -> ApplyResult:
+    """Apply one Chargebee subscription snapshot (and its customer, when known) to the local table.
+
+    ``event_type`` is the webhook's, when there is one: ``subscription_deleted``
+    marks the row deleted even if the snapshot lacks ``deleted: true``.
+    Raises ``InvalidSnapshot`` for JSON it cannot read. Never calls Chargebee.
+    """
+    snapshot = SubscriptionSnapshot.read(subscription, deleted=event_type == "subscription_deleted")
+    # No savepoint of its own: every caller lets a failure propagate, so the caller's transaction
+    # (a delivery's savepoint) undoes it whole.
+    with transaction.atomic(savepoint=False):
+        organization = customer_org = find_organization(snapshot.customer_id, customer, lock=True)
+        if organization is None:
+            # An unknown customer: the organization is that of a row matched by id, if any.
+            row = _match(snapshot, customer, None, lock=False)
+            if row is None:
+                return ApplyResult(None, applied=False, reason="unknown customer")
+            organization = Organization.objects.select_for_update().get(pk=row.organization_id)
+        row = _match(snapshot, customer, customer_org, lock=True)
+        if row is not None:
+            if row.organization_id != organization.pk:
+                # Another organization's row, found by its Chargebee id: that organization is locked too.
+                organization = Organization.objects.select_for_update().get(pk=row.organization_id)
+            row.organization = organization  # cached: the signals read it
+            if not _newer(snapshot.fields["resource_version"], row.resource_version):
+                return ApplyResult(row, applied=False, reason="stale", previous_status=row.status)
+        created = row is None
+        if created:
+            row = _new_row(snapshot, organization)
+        previous_status = _known_status(row)
+        was_deleted, before = row.deleted_at is not None, _snapshot_of(row)
+        for name, value in snapshot.fields.items():
+            setattr(row, name, value)
+        if snapshot.deleted:
+            # Unlinked, so the organization can subscribe again; kept for history and ordering.
+            row.chargebee_subscription_id = None
+            row.deleted_at = row.deleted_at or timezone.now()
+        else:
+            row.chargebee_subscription_id, row.deleted_at = snapshot.id, None
+        row.save()
+        fired = _lifecycle_signals(previous_status, was_deleted, row, _snapshot_of(row) != before)
+        _queue_signals(fired, row, previous_status)
+    logger.debug("applied %s snapshot of %s to %s (%s)", event_type or "a", snapshot.id, row.pk, row.status)
+    return ApplyResult(
+        row, applied=True, created=created, reason="created" if created else "updated", previous_status=previous_status
+    )
+
+
+def cancel_local_subscriptions(organization: Organization) -> int:
+    """Cancel the organization's rows Chargebee will say nothing more about (customer or org gone).
+
+    Each gets the usual signals. Call it inside the transaction that holds
+    the organization lock. Returns how many rows changed.
+    """
+    now = timezone.now()
+    rows = list(organization.subscriptions.select_for_update().exclude(status__in=CLOSED_STATUSES))
+    for row in rows:
+        previous_status = _known_status(row)
+        row.status, row.cancelled_at, row.cancel_at_period_end = Status.CANCELLED, now, False
+        row.save()
+        _queue_signals(_lifecycle_signals(previous_status, row.deleted_at is not None, row, True), row, previous_status)
+    return len(rows)
+
+
+def remove_customer(customer: dict, subscriptions: list[dict]) -> Organization | None:
+    """Apply a ``customer_deleted``: the subscriptions deleted with it, then unmap the customer.
+
+    The organization keeps its rows (cancelled) and may get a new customer
+    later. Returns None, changing nothing, when no organization uses the customer.
+    """
+    with transaction.atomic():
+        organization = find_organization(customer["id"], customer, lock=True)
+        if organization is None:
+            return None
+        for subscription in subscriptions:
+            apply_subscription(subscription, customer, event_type="subscription_deleted")
+        if organization.chargebee_customer_id == customer["id"]:
+            organization.chargebee_customer_id = None
+            organization.save(update_fields=["chargebee_customer_id", "updated_at"])
+        cancel_local_subscriptions(organization)
+        return organization
