@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
@@ -42,7 +43,7 @@ def _subscription(subscription: Subscription) -> dict:
 def session(request: HttpRequest) -> JsonResponse:
     context = request.billing
     if context is None:
-        raise NotSignedIn("Sign in first.")
+        raise NotSignedIn(_("Sign in first."))
     return JsonResponse(
         {
             "userId": context.user_id,
@@ -71,9 +72,9 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
     try:
         body = json.loads(request.body or b"{}")
     except (UnicodeDecodeError, ValueError):
-        raise BillingProblem("The body is not JSON.") from None
+        raise BillingProblem(_("The body is not JSON.")) from None
     if not isinstance(body, dict):
-        raise BillingProblem("The body must be a JSON object.")
+        raise BillingProblem(_("The body must be a JSON object."))
     hosted = checkout.start_checkout(
         request.billing, reference_id=body.get("referenceId"), plan_id=body.get("planId"), seats=body.get("seats")
     )

@@ -20,6 +20,7 @@ from enum import StrEnum
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from . import conf
 from .errors import BillingDenied, NotSignedIn, Throttled
@@ -43,9 +44,9 @@ CHANGES_BILLING = frozenset({Action.SUBSCRIBE, Action.CHANGE, Action.PORTAL})
 def require_organization(context: BillingContext | None) -> Organization:
     """The signed-in user's organization, or the refusal that fits (401, then 403)."""
     if context is None:
-        raise NotSignedIn("Sign in to manage billing.")
+        raise NotSignedIn(_("Sign in to manage billing."))
     if context.organization is None:
-        raise BillingDenied("Organization context required for billing")
+        raise BillingDenied(_("Organization context required for billing"))
     return context.organization
 
 
@@ -66,15 +67,15 @@ def authorize_reference(context: BillingContext | None, reference_id: str, actio
     """
     organization = require_organization(context)
     if reference_id != context.organization_id:
-        raise BillingDenied("You can only see and change the billing of the organization you are signed in to.")
+        raise BillingDenied(_("You can only see and change the billing of the organization you are signed in to."))
     if action in CHANGES_BILLING:
         if not is_billing_manager(context):
-            raise BillingDenied("Only billing managers of your organization can change its billing.")
+            raise BillingDenied(_("Only billing managers of your organization can change its billing."))
         if organization.is_deleted:
-            raise BillingDenied("This organization was deleted; its billing can no longer change.")
+            raise BillingDenied(_("This organization was deleted; its billing can no longer change."))
     hook = conf.get("ORGBILLING_AUTHORIZATION_HOOK")
     if hook and import_string(hook)(context, reference_id, action) is False:
-        raise BillingDenied("This billing action is not allowed for your organization.")
+        raise BillingDenied(_("This billing action is not allowed for your organization."))
     return organization
 
 

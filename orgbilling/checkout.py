@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from . import audit, conf, plans
 from .authorization import Action, authorize_reference, require_organization, throttle
@@ -46,12 +48,18 @@ WAITING = Q(status=Status.FUTURE, chargebee_subscription_id__isnull=True, delete
 DONE_STATES = ("succeeded", "acknowledged")
 
 VENDOR_MESSAGES = {
-    "no_applicable_gateway": "Payments cannot be taken yet: a payment gateway must be configured in Chargebee "
-    "(Settings > Payment gateways) by the site's administrator.",
-    "api_request_limit_exceeded": "Chargebee is receiving too many requests right now; try again in a minute.",
-    "api_authentication_failed": "Chargebee refused this site's API key; the site's administrator must fix it.",
-    "timeout": "Chargebee did not answer in time; nothing was changed. Try again in a moment.",
-    "network_error": "Chargebee could not be reached; nothing was changed. Try again in a moment.",
+    "no_applicable_gateway": gettext_lazy(
+        "Payments cannot be taken yet: a payment gateway must be configured in Chargebee "
+        "(Settings > Payment gateways) by the site's administrator."
+    ),
+    "api_request_limit_exceeded": gettext_lazy(
+        "Chargebee is receiving too many requests right now; try again in a minute."
+    ),
+    "api_authentication_failed": gettext_lazy(
+        "Chargebee refused this site's API key; the site's administrator must fix it."
+    ),
+    "timeout": gettext_lazy("Chargebee did not answer in time; nothing was changed. Try again in a moment."),
+    "network_error": gettext_lazy("Chargebee could not be reached; nothing was changed. Try again in a moment."),
 }
 
 
@@ -68,11 +76,11 @@ def vendor_problem(error: ChargebeeError) -> BillingProblem:
     message = VENDOR_MESSAGES.get(error.api_error_code)
     if message is None:
         message = (
-            "Chargebee is having trouble right now; nothing was changed. Try again later."
+            _("Chargebee is having trouble right now; nothing was changed. Try again later.")
             if error.retryable
-            else f"Chargebee refused the request: {error.message}"
+            else _("Chargebee refused the request: %(reason)s") % {"reason": error.message}
         )
-    return BillingProblem(message, status=502)
+    return BillingProblem(str(message), status=502)
 
 
 def listed_subscriptions(organization_id: str) -> QuerySet[Subscription]:
@@ -98,7 +106,7 @@ def _own_subscription(organization: Organization, subscription_id: object) -> Su
     """The organization's subscription with this local id; 404 for anyone else's (nothing leaked)."""
     found = organization.subscriptions.filter(pk=subscription_id).first() if isinstance(subscription_id, str) else None
     if found is None:
-        raise NotFound("No such subscription in your organization.")
+        raise NotFound(_("No such subscription in your organization."))
     return found
 
 
@@ -115,7 +123,7 @@ def _apply(subscription: dict, customer: dict | None) -> None:
         apply_subscription(subscription, customer)
     except InvalidSnapshot as exc:
         logger.error("unreadable subscription from Chargebee: %s", exc)
-        raise BillingProblem("Chargebee sent a subscription this site cannot read.", status=502) from exc
+        raise BillingProblem(_("Chargebee sent a subscription this site cannot read."), status=502) from exc
 
 
 def _waiting_row(organization: Organization, plan: plans.Plan, seats: int) -> Subscription:
@@ -158,13 +166,13 @@ def start_checkout(
     plan, quantity = _choose(plan_id, seats)
     if organization.subscriptions.filter(LIVE).exists():
         raise BillingProblem(
-            "This organization already has a subscription: change its plan or seats instead.", status=409
+            _("This organization already has a subscription: change its plan or seats instead."), status=409
         )
     throttle(organization.id)
     try:
         organization = ensure_customer(organization.id, organization.display_name)
     except OrganizationDeleted as exc:
-        raise BillingDenied("This organization was deleted; its billing can no longer change.") from exc
+        raise BillingDenied(_("This organization was deleted; its billing can no longer change.")) from exc
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
     subscription = _waiting_row(organization, plan, quantity)
@@ -197,10 +205,10 @@ def change_subscription(
     subscription = _own_subscription(require_organization(context), subscription_id)
     organization = authorize_reference(context, subscription.organization_id, Action.CHANGE)
     if not Subscription.objects.filter(LIVE, pk=subscription.pk).exists():
-        raise BillingProblem("This subscription has ended: subscribe again instead.", status=409)
+        raise BillingProblem(_("This subscription has ended: subscribe again instead."), status=409)
     plan, quantity = _choose(plan_id or subscription.plan_id, subscription.seats if seats in (None, "") else seats)
     if (plan.id, quantity) == (subscription.plan_id, subscription.seats):
-        raise BillingProblem("That is already the subscription's plan and number of seats.", status=400)
+        raise BillingProblem(_("That is already the subscription's plan and number of seats."), status=400)
     throttle(organization.id)
     try:
         page = get_gateway().checkout_existing_for_items(
@@ -228,25 +236,25 @@ def complete_checkout(context: BillingContext | None, *, subscription_id: object
     subscription = _own_subscription(require_organization(context), subscription_id)
     organization = authorize_reference(context, subscription.organization_id, Action.SYNC)
     if not isinstance(hosted_page_id, str) or not hosted_page_id:
-        raise BillingProblem("Chargebee did not say which checkout finished.", status=400)
+        raise BillingProblem(_("Chargebee did not say which checkout finished."), status=400)
     if hosted_page_id not in subscription.hosted_page_ids:
-        raise NotFound("This checkout does not belong to your organization.")
+        raise NotFound(_("This checkout does not belong to your organization."))
     throttle(organization.id)
     gateway = get_gateway()
     try:
         page = gateway.retrieve_hosted_page(hosted_page_id)
     except ChargebeeError as exc:
         if exc.api_error_code == "resource_not_found":
-            raise NotFound("Chargebee has no record of this checkout.") from exc
+            raise NotFound(_("Chargebee has no record of this checkout.")) from exc
         raise vendor_problem(exc) from exc
     content = page.get("content") or {}
     snapshot = content.get("subscription") if isinstance(content, dict) else None
     if page.get("state") not in DONE_STATES or not isinstance(snapshot, dict):
-        raise BillingProblem("The checkout was not completed, so nothing changed.", status=409)
+        raise BillingProblem(_("The checkout was not completed, so nothing changed."), status=409)
     customer_id = organization.chargebee_customer_id
     ours = snapshot.get("id") in (subscription.id, subscription.chargebee_subscription_id)
     if not ours or not customer_id or snapshot.get("customer_id") != customer_id:
-        raise NotFound("This checkout does not belong to your organization.")
+        raise NotFound(_("This checkout does not belong to your organization."))
     _apply(snapshot, content.get("customer"))
     if page["state"] == "succeeded":
         try:
@@ -260,7 +268,7 @@ def open_portal(context: BillingContext | None, *, reference_id: str | None = No
     """A Chargebee customer-portal URL (single use, valid an hour, never stored) returning to our resync."""
     organization = authorize_reference(context, _reference(context, reference_id), Action.PORTAL)
     if not organization.chargebee_customer_id:
-        raise BillingProblem("There is no billing account yet: subscribe first.", status=409)
+        raise BillingProblem(_("There is no billing account yet: subscribe first."), status=409)
     throttle(organization.id)
     try:
         session = get_gateway().create_portal_session(

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from .errors import BillingProblem, NotFound, NotSignedIn
@@ -76,7 +77,7 @@ def billing_api(view: View) -> View:
         if context is not None and not context.bearer and request.method not in SAFE_METHODS:
             refused = CsrfViewMiddleware(lambda _: HttpResponse()).process_view(request, None, (), {})
             if refused is not None:
-                return JsonResponse({"error": "CSRF check failed: send the X-CSRFToken header."}, status=403)
+                return JsonResponse({"error": _("CSRF check failed: send the X-CSRFToken header.")}, status=403)
         try:
             return view(request, *args, **kwargs)
         except BillingProblem as problem:
@@ -101,11 +102,11 @@ def subscription_required(
             context = getattr(request, "billing", None)
             if context is None:
                 if api:
-                    return JsonResponse({"error": "Sign in first."}, status=401)
+                    return JsonResponse({"error": _("Sign in first.")}, status=401)
                 return HttpResponseRedirect(sign_in_url(request))
             if context.organization is None or not context.organization.subscribed(plan_id):
                 if api:
-                    return JsonResponse({"error": "An active subscription is required."}, status=402)
+                    return JsonResponse({"error": _("An active subscription is required.")}, status=402)
                 return HttpResponseRedirect(reverse("orgbilling:billing"))
             return inner(request, *args, **kwargs)
 

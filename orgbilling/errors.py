@@ -8,6 +8,7 @@ never builds a response and a view never decides a status.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
 
 
 class BillingProblem(Exception):
@@ -52,7 +53,8 @@ class Throttled(BillingProblem):
 
     def __init__(self, retry_after: int):
         super().__init__(
-            f"Too many billing requests for this organization; try again in {retry_after} seconds.",
+            _("Too many billing requests for this organization; try again in %(seconds)s seconds.")
+            % {"seconds": retry_after},
             headers={"Retry-After": str(retry_after)},
         )
         self.retry_after = retry_after

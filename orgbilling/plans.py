@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 
 from . import conf
 
@@ -77,21 +78,24 @@ def choose(plan_id: Any, seats: Any) -> tuple[Plan, int]:
     """
     plans = catalog()
     if not plans:
-        raise InvalidPlan("No plan is available: the site's billing is not configured yet.")
+        raise InvalidPlan(_("No plan is available: the site's billing is not configured yet."))
     if plan_id in (None, ""):
         plan = plans[0]
     else:
         plan = next((candidate for candidate in plans if candidate.id == plan_id), None)
         if plan is None:
-            raise InvalidPlan("Unknown plan.")
+            raise InvalidPlan(_("Unknown plan."))
     if seats in (None, ""):
         return plan, plan.min_seats
     if isinstance(seats, bool) or not isinstance(seats, int | str):
-        raise InvalidPlan("Seats must be a whole number.")
+        raise InvalidPlan(_("Seats must be a whole number."))
     try:
         count = int(seats)
     except ValueError:
-        raise InvalidPlan("Seats must be a whole number.") from None
+        raise InvalidPlan(_("Seats must be a whole number.")) from None
     if not plan.min_seats <= count <= plan.max_seats:
-        raise InvalidPlan(f"Seats must be between {plan.min_seats} and {plan.max_seats} for {plan.name}.")
+        raise InvalidPlan(
+            _("Seats must be between %(low)s and %(high)s for %(plan)s.")
+            % {"low": plan.min_seats, "high": plan.max_seats, "plan": plan.name}
+        )
     return plan, count

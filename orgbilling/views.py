@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -101,7 +102,7 @@ def portal(request: HttpRequest) -> HttpResponse:
 @back_to_billing
 def portal_return(request: HttpRequest) -> HttpResponse:
     checkout.resync_subscriptions(request.billing)
-    messages.success(request, "Your billing details are up to date.", fail_silently=True)
+    messages.success(request, _("Your billing details are up to date."), fail_silently=True)
     return HttpResponseRedirect(reverse("orgbilling:billing"))
 
 

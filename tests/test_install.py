@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,8 +62,10 @@ def test_the_readme_has_install_settings_urls_and_commands():
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(ROOT)])
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source") / "orgbilling"
+    # Built from a copy: setuptools leaves build/ and *.egg-info beside the sources it builds.
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "var"))
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(source)])
     [built] = out.glob("orgbilling-*.whl")
     return built
 
@@ -143,11 +146,11 @@ def installed_site(tmp_path_factory, wheel, fake_vendors) -> Iterator[tuple[str,
     )
     # The project exists before orgbilling comes along: its own Django (the newest this Python runs), startproject.
     run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "Django>=5.2,<6.2"], env=env)
-    run([str(venv / "bin" / "django-admin"), "startproject", "site", str(work / "site")], env=env)
-    project = work / "site"
+    run([str(venv / "bin" / "django-admin"), "startproject", "mysite", str(work / "mysite")], env=env)
+    project = work / "mysite"
     for language, code in readme_steps():
         if language == "python":
-            target = project / "site" / code.splitlines()[0].removeprefix("# ").strip()
+            target = project / "mysite" / code.splitlines()[0].removeprefix("# ").strip()
             target.write_text(target.read_text() + "\n" + code)
         else:
             for line in code.splitlines():

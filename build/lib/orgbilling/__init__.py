@@ -1,3 +1,0 @@
-"""orgbilling: bill Scalekit organizations through Chargebee from a Django project."""
-
-__version__ = "0.1.0"
