@@ -146,7 +146,7 @@ def installed_site(tmp_path_factory, wheel, fake_vendors) -> Iterator[tuple[str,
     )
     # The project exists before orgbilling comes along: its own Django (the newest this Python runs), startproject.
     run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "Django>=5.2,<6.2"], env=env)
-    run([str(venv / "bin" / "django-admin"), "startproject", "mysite", str(work / "mysite")], env=env)
+    run([str(venv / "bin" / "django-admin"), "startproject", "mysite"], cwd=work, env=env)
     project = work / "mysite"
     for language, code in readme_steps():
         if language == "python":
