@@ -183,7 +183,7 @@ def test_a_fresh_project_installs_migrates_checks_and_processes_both_vendors_web
 
     python = str(Path(env["VIRTUAL_ENV"]) / "bin" / "python")
     check = f"from orgbilling.models import Organization as O; print(O.objects.get(pk='{ORG_ID}').subscribed())"
-    assert run([python, "manage.py", "shell", "-c", check], cwd=project, env=env).strip() == "True"
+    assert run([python, "manage.py", "shell", "-c", check], cwd=project, env=env).split()[-1] == "True"
 
 
 class serving:
