@@ -130,7 +130,7 @@ def _exempt(request: HttpRequest) -> bool:
     static_url = settings.STATIC_URL or ""
     if static_url.startswith("/") and request.path.startswith(static_url):
         return True
-    if request.path_info in _webhook_paths(get_urlconf()):
+    if request.path_info in _webhook_paths(getattr(request, "urlconf", None) or get_urlconf()):
         return True
     return any(request.path_info.startswith(prefix) for prefix in conf.get_list("ORGBILLING_AUTH_EXEMPT_PATHS"))
 
