@@ -25,6 +25,13 @@ def use_sandbox(settings, app_url: str, sandbox_dir) -> None:
     runtime.reset()
 
 
+def send_webhooks_to(settings, base_url: str) -> None:
+    """Register ``base_url``'s /api/webhooks/{vendor} with the fake vendors instead of the app's endpoints."""
+    settings.SANDBOX_WEBHOOK_URLS = {
+        vendor: f"{base_url}/api/webhooks/{vendor}" for vendor in ("scalekit", "chargebee")
+    }
+
+
 @pytest.fixture
 def sandbox(settings, tmp_path):
     """Sandbox settings for the Django test client (APP_URL http://testserver)."""

@@ -15,7 +15,7 @@ from orgbilling.models import Organization, WebhookDelivery
 from sandbox import outbound, runtime
 from sandbox.webhook_sender import Knobs, WebhookSender
 from tests.conftest import sample
-from tests.sandbox_support import sandbox, served_app  # noqa: F401  (fixtures)
+from tests.sandbox_support import sandbox, send_webhooks_to, served_app  # noqa: F401  (fixtures)
 
 VECTORS = "scalekit/signature_vectors/vectors.json"
 
@@ -50,9 +50,7 @@ class Receiver:
 @pytest.fixture
 def receiver(sandbox):  # noqa: F811
     receiver = Receiver()
-    sandbox.SANDBOX_WEBHOOK_URLS = {
-        vendor: f"{receiver.url}/api/webhooks/{vendor}" for vendor in ("scalekit", "chargebee")
-    }
+    send_webhooks_to(sandbox, receiver.url)
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,7 +13,7 @@ from orgbilling import scalekit_management
 from orgbilling.scalekit_management import ScalekitError, ScalekitManagement
 from sandbox import organizations, runtime
 from sandbox.webhook_sender import DROPPED
-from tests.sandbox_support import sandbox, served_app  # noqa: F401  (fixtures)
+from tests.sandbox_support import sandbox, send_webhooks_to, served_app  # noqa: F401  (fixtures)
 from tests.test_sandbox_webhooks import Receiver
 
 ORGANIZATION_FIELDS = {
@@ -131,6 +130,7 @@ class Scripted:
         self.script: dict[str, list] = {}
         self.requests: list[tuple[str, str, str]] = []  # (method, path, authorization)
         self.tokens_issued = 0
+        self.stopping = threading.Event()  # a held ("sleep") answer goes out at once when the server stops
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -142,7 +142,7 @@ class Scripted:
                 queue = scripted.script.get(path) or []
                 step = queue.pop(0) if queue else None
                 if step and step[0] == "sleep":
-                    time.sleep(step[1])
+                    scripted.stopping.wait(step[1])  # a slow answer, not a sleeping test (tests/timing.py)
                     step = None
                 if step is None and path == "/oauth/token":
                     scripted.tokens_issued += 1
@@ -164,13 +164,14 @@ class Scripted:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def api_calls(self) -> list[tuple[str, str, str]]:
         return [request for request in self.requests if request[1].startswith("/api/")]
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -267,7 +268,7 @@ def test_missing_settings_are_named():
 
 def test_drop_knob_keeps_scalekit_webhooks_aside_until_released(sandbox):  # noqa: F811
     receiver = Receiver()
-    sandbox.APP_URL = receiver.url
+    send_webhooks_to(sandbox, receiver.url)
     sender = runtime.sender()
     sender.knobs.drop_scalekit = True
     try:
