@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Max, Q, QuerySet
-from django.urls import reverse
 from django.utils import timezone
 
 from . import conf, jobs
 from .chargebee_events import HANDLED_EVENTS
 from .chargebee_gateway import ChargebeeError, get_gateway
+from .links import absolute_url
 from .models import JobRecord, WebhookDelivery
 from .sync_passes import PASSES
 
@@ -170,7 +170,7 @@ def endpoint_problems(endpoints: list[dict], url: str) -> list[Problem]:
 
 
 def _ask_chargebee(report: HealthReport, now: datetime) -> None:
-    url = conf.get("APP_URL").rstrip("/") + reverse("orgbilling:chargebee-webhook")
+    url = absolute_url("orgbilling:chargebee-webhook")  # the mount and FORCE_SCRIPT_NAME once
     jobs.record_start(ENDPOINT_CHECK)
     try:
         found = endpoint_problems(get_gateway().list_webhook_endpoints(), url)

@@ -64,7 +64,7 @@ def chargebee() -> FakeChargebee:
         fake = FakeChargebee(str(sandbox_dir() / "chargebee.sqlite3"), settings.CHARGEBEE_API_KEY, prices)
         fake.on_event(lambda event: sender().send(outbound.chargebee_delivery(event)))
         if not fake.store.find("webhook_endpoint", []):  # the sandbox sends to the app: say so, as Chargebee would
-            fake.add_webhook_endpoint(f"{settings.APP_URL.rstrip('/')}/api/webhooks/chargebee")
+            fake.add_webhook_endpoint(settings.SANDBOX_WEBHOOK_URLS["chargebee"])
         return fake
 
     return _once("chargebee", build)
