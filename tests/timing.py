@@ -33,10 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("fuzz" if config.getoption("fuzz") else "default")
-    config.addinivalue_line(
-        "markers", "real_time: may sleep for real (waits on worker processes); exempt from the sleep guard"
-    )
-    _install_sleep_counter()
+    _install_sleep_counter()  # the real_time marker is registered in pyproject.toml
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
