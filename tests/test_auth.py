@@ -17,7 +17,7 @@ from scalekit.frameworks import django as scalekit_django
 from scalekit.middleware.session_manager import DEFAULT_COOKIE_NAME
 
 from orgbilling import conf
-from orgbilling.checks import check_sign_in
+from orgbilling.checks import check_settings, check_sign_in
 from orgbilling.models import Organization
 from tests.scalekit_support import COOKIE_NAME, SigningKey, _private_key
 
@@ -267,14 +267,14 @@ def test_sign_in_checks(settings):
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.startswith("orgbilling.middleware")]
     settings.ORGBILLING_PLANS = [{"name": "no id"}]
     settings.ORGBILLING_THROTTLE_RATE = "10 per minute"
-    messages = check_sign_in()
+    messages = check_sign_in() + check_settings()
     assert [m.id for m in messages] == ["orgbilling.E007", "orgbilling.E008", "orgbilling.E009", "orgbilling.E010"]
     assert all(m.hint for m in messages)
     settings.SCALEKIT_COOKIE_ENCRYPTION_SECRET = "secret"
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "orgbilling.middleware.BillingContextMiddleware"]
     settings.ORGBILLING_PLANS = None
     settings.ORGBILLING_THROTTLE_RATE = "10/minute"
-    assert check_sign_in() == []
+    assert check_sign_in() + check_settings() == []
 
 
 def test_a_verified_token_is_remembered_only_while_its_key_is_served(client, scalekit, settings, monkeypatch):
