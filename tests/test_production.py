@@ -76,7 +76,7 @@ def test_request_logs_hold_no_credentials_tokens_or_bodies(client, caplog, setti
         client.get("/api/session", HTTP_AUTHORIZATION="Bearer eyJhbGciOiJSUzI1NiJ9.secret-token.sig")
     formatter = JsonFormatter()
     lines = [formatter.format(record) for record in caplog.records]
-    assert any('"path": "/api/webhooks/scalekit"' in line for line in lines)
+    assert any('"route": "/api/webhooks/scalekit"' in line for line in lines)
     text = "\n".join(lines)
     for leaked in ("s3cret-pass", basic, "secret-token", "cfo@acme.test", "qs-secret"):
         assert leaked not in text
