@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import runpy
 import shlex
 import signal
 import socket
@@ -169,3 +170,20 @@ def test_item7_bin_demo_logs_no_secrets(tmp_path):
         visit(url)
         output = server.stop()
     assert_nothing_secret(output)
+
+
+def test_item8_gunicorn_error_and_access_lines_are_escaped(capsys):
+    from gunicorn.config import Config
+
+    from orgbilling.log_format import PlainFormatter
+
+    settings = runpy.run_path(str(ROOT / "billing_project" / "gunicorn.conf.py"))
+    config = Config()
+    for name in ("accesslog", "access_log_format", "logger_class"):
+        config.set(name, settings[name])
+    logger = config.logger_class(config)
+    handlers = [*logger.error_log.handlers, *logger.access_log.handlers]
+    assert handlers and all(isinstance(handler.formatter, PlainFormatter) for handler in handlers)
+    logger.warning("Invalid request from ip=%s: %s", "127.0.0.1", "Invalid HTTP request line: 'GET /\nFORGED'")
+    written = capsys.readouterr()
+    assert "\\nFORGED" in written.err and "\nFORGED" not in written.err
