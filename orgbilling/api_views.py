@@ -4,8 +4,9 @@
   It also sets the CSRF cookie that cookie-authenticated POSTs must echo.
 * ``GET /api/subscription``: 200 ``{"subscriptions": [...]}`` from the local table only.
 * ``POST /api/subscription/create``: 200 ``{"mode": "hosted", "url", "subscriptionId"}``;
-  400 bad body (see ``orgbilling.json_input``), plan or seats; 401; 403 (another organization, not a billing
-  manager, CSRF); 409 already subscribed; 429 throttled; 502 Chargebee failed.
+  400 bad body (``orgbilling.json_input``), plan or seats; 401; 403 (another
+  organization, not a billing manager, CSRF); 409 already subscribed; 429
+  throttled; 502 Chargebee failed.
 """
 
 from __future__ import annotations

@@ -62,7 +62,12 @@ class PlainFormatter(logging.Formatter):
         return escape_controls(super().formatMessage(record))
 
     def formatException(self, ei) -> str:  # noqa: N802
-        return "\n".join(f"    {escape_controls(line)}" for line in super().formatException(ei).splitlines())
+        return _indented(super().formatException(ei))
 
     def formatStack(self, stack_info: str) -> str:  # noqa: N802
-        return "\n".join(f"    {escape_controls(line)}" for line in stack_info.splitlines())
+        return _indented(stack_info)
+
+
+def _indented(text: str) -> str:
+    """Every line of a traceback escaped and indented, so none can pass for a record."""
+    return "\n".join(f"    {escape_controls(line)}" for line in text.splitlines())
