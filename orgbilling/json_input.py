@@ -5,7 +5,7 @@
 ``Infinity``, and turns ``1e400`` into infinity. Here:
 
 * nesting deeper than ``MAX_DEPTH`` is refused by a scan that runs before the
-  parser, counting brackets outside strings in a loop, so depth costs no stack;
+  parser and counts levels without recursion, so depth costs no stack;
 * ``NaN``, ``Infinity``, floats that overflow and integers beyond 64 bits (no
   database column or vendor id holds them) are refused while parsing;
 * anything else that is not UTF-8 JSON is refused too.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import accumulate
 from typing import Any
 
 from django.core.exceptions import BadRequest
@@ -29,8 +30,9 @@ from .errors import BillingProblem
 
 MAX_DEPTH = 64
 MAX_INTEGER = 2**63 - 1  # a signed 64-bit column
-# A string (closed or running to the end of the text), or one bracket: strings are skipped whole.
-_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_DEPTH_STEP = [{ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}.get(byte, 0) for byte in range(256)]
 _NOT_GIVEN: Any = object()
 
 
@@ -39,15 +41,14 @@ class InvalidJson(BillingProblem, BadRequest):
 
 
 def _check_depth(text: str) -> None:
-    depth = 0
-    for match in _STRING_OR_BRACKET.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise InvalidJson(f"JSON nested deeper than {MAX_DEPTH} levels")
-        elif token in "]}":
-            depth -= 1
+    """Refuse nesting deeper than ``MAX_DEPTH`` before parsing, with no recursion and no Python-level loop.
+
+    Strings go first (their brackets are text), then every other character;
+    the running sum of +1 per opening and -1 per closing bracket is the depth.
+    """
+    brackets = _STRING.sub("", text).encode("ascii", "ignore").translate(None, _NOT_A_BRACKET)
+    if brackets and max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) > MAX_DEPTH:
+        raise InvalidJson(f"JSON nested deeper than {MAX_DEPTH} levels")
 
 
 def _constant(name: str) -> Any:

@@ -348,3 +348,12 @@ def test_item4_every_json_body_goes_through_the_reader():
             assert "json.load(" not in source, module
         if module.name not in ("json_input.py", "webhook_views.py"):  # webhooks read raw bytes to check signatures
             assert "request.body" not in source, module
+
+
+def test_item4_depth_limit_is_exactly_64_and_brackets_in_strings_do_not_count():
+    assert json_input.loads("[" * 64 + "]" * 64) is not None
+    assert json_input.loads('{"k":' * 63 + '"[[[[{{{\\"]]"' + "}" * 63)
+    with pytest.raises(json_input.InvalidJson):
+        json_input.loads("[" * 65 + "]" * 65)
+    with pytest.raises(json_input.InvalidJson):
+        json_input.loads('[{"a": [' * 22 + "]}]" * 22)  # 66 levels of mixed brackets
