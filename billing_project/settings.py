@@ -59,7 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "orgbilling.request_log.RequestLogMiddleware",
+    "orgbilling.request_log.RequestLogMiddleware",  # X-Request-ID, one log record per request
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,21 +116,34 @@ STORAGES = {
     },
 }
 
-# One JSON object per line on stderr (LOG_FORMAT=plain for humans); no secrets or payloads are logged.
+# One JSON object per line on stderr (LOG_FORMAT=plain for humans, with control characters escaped); no secrets or
+# payloads are logged. Every logger reaches the one console handler through the root. orgbilling.requests writes one
+# record per request (the matched URL pattern, never the raw path or query string), so Django's own request loggers,
+# which write the raw path (runserver's even the query string) and a second record per 500, go nowhere.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "json": {"()": "orgbilling.log_format.JsonFormatter"},
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "class": "orgbilling.log_format.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env("LOG_FORMAT", default="plain" if DEBUG else "json"),
-        }
+        },
+        "nowhere": {"class": "logging.NullHandler"},
     },
-    "loggers": {"orgbilling": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "orgbilling": {"level": env("LOG_LEVEL", default="INFO")},
+        "django": {"handlers": [], "level": "INFO"},  # Django's default handlers out: the root's console writes
+        "django.request": {"handlers": ["nowhere"], "propagate": False},
+        "django.server": {"handlers": ["nowhere"], "propagate": False},
+    },
 }
 
 # --- Webhook processing --------------------------------------------------

@@ -4,13 +4,12 @@
   It also sets the CSRF cookie that cookie-authenticated POSTs must echo.
 * ``GET /api/subscription``: 200 ``{"subscriptions": [...]}`` from the local table only.
 * ``POST /api/subscription/create``: 200 ``{"mode": "hosted", "url", "subscriptionId"}``;
-  400 bad body, plan or seats; 401; 403 (another organization, not a billing
-  manager, CSRF); 409 already subscribed; 429 throttled; 502 Chargebee failed.
+  400 bad body (``orgbilling.json_input``), plan or seats; 401; 403 (another
+  organization, not a billing manager, CSRF); 409 already subscribed; 429
+  throttled; 502 Chargebee failed.
 """
 
 from __future__ import annotations
-
-import json
 
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
@@ -20,7 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 from . import checkout
 from .authorization import Action, authorize_reference, require_organization
 from .decorators import billing_api
-from .errors import BillingProblem, NotSignedIn
+from .errors import NotSignedIn
+from .json_input import read_json_object
 from .models import Subscription
 
 
@@ -69,12 +69,7 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
 @billing_api
 def create_subscription(request: HttpRequest) -> JsonResponse:
     require_organization(request.billing)  # 401 and 403 before any complaint about the body
-    try:
-        body = json.loads(request.body or b"{}")
-    except (UnicodeDecodeError, ValueError):
-        raise BillingProblem(_("The body is not JSON.")) from None
-    if not isinstance(body, dict):
-        raise BillingProblem(_("The body must be a JSON object."))
+    body = read_json_object(request)
     hosted = checkout.start_checkout(
         request.billing, reference_id=body.get("referenceId"), plan_id=body.get("planId"), seats=body.get("seats")
     )

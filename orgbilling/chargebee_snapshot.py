@@ -8,11 +8,11 @@ Product Catalog 2.0 (``subscription_items``) and 1.0 (``plan_id``,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from . import json_input
 from .event_envelope import storable
 from .models import Subscription
 from .statuses import CANCELLED
@@ -34,8 +34,8 @@ def meta_value(meta: Any, key: str) -> Any:
     """
     if isinstance(meta, str):
         try:
-            meta = json.loads(meta)
-        except ValueError:
+            meta = json_input.loads(meta)
+        except json_input.InvalidJson:
             return None
     if not isinstance(meta, dict):
         return None

@@ -1,7 +1,17 @@
 """System checks for orgbilling's settings.
 
-Missing or malformed vendor settings are warnings while DEBUG is on (a fresh
-clone must start with nothing configured) and errors when it is off.
+Each problem has one id, ``orgbilling.E0xx``, whatever ``DEBUG`` says: a
+warning while it is on (a fresh clone must start with nothing configured), an
+error when it is off. Every check is tagged ``orgbilling``; the ones that need
+vendor settings (secrets, plan ids) are deployment checks tagged ``deploy`` as
+well, so ``migrate``, ``collectstatic`` and ``createcachetable`` run with none
+set, while ``manage.py check --deploy`` and ``refuse_to_serve_misconfigured``
+(called by the WSGI entry point: gunicorn does not start) report them. None
+reads the database (there is no ``database`` tag to give yet).
+
+Checks judge the configuration actually used: a setting that another one
+makes irrelevant (``CHARGEBEE_PLAN_ITEM_PRICE_ID`` beside ``ORGBILLING_PLANS``,
+``CHARGEBEE_SITE`` beside ``CHARGEBEE_API_BASE_URL``) is not asked for.
 """
 
 from __future__ import annotations
@@ -11,15 +21,30 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import SystemCheckError
 
 from . import conf
 from .scalekit_signature import InvalidSecret, decode_secret
 
+TAG = "orgbilling"
+DEPLOY = "deploy"
+
 
 def _message(number: int, msg: str, hint: str) -> checks.CheckMessage:
-    if settings.DEBUG:
-        return checks.Warning(msg, hint=hint, id=f"orgbilling.W{number:03d}")
-    return checks.Error(msg, hint=hint, id=f"orgbilling.E{number:03d}")
+    level = checks.Warning if settings.DEBUG else checks.Error
+    return level(msg, hint=hint, id=f"orgbilling.E{number:03d}")
+
+
+def refuse_to_serve_misconfigured() -> None:
+    """Raise ``SystemCheckError`` naming every orgbilling error, deployment checks included.
+
+    For WSGI/ASGI entry points: a server process must not start with, say, no
+    Chargebee API key (``runserver`` and ``migrate`` run without deployment checks).
+    """
+    messages = checks.run_checks(include_deployment_checks=True, tags=[TAG])
+    errors = [message for message in messages if message.is_serious() and not message.is_silenced()]
+    if errors:
+        raise SystemCheckError("orgbilling is misconfigured:\n" + "\n".join(str(error) for error in errors))
 
 
 def _is_url(value: str) -> bool:
@@ -27,7 +52,7 @@ def _is_url(value: str) -> bool:
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
-@checks.register()
+@checks.register(TAG, DEPLOY, deploy=True)
 def check_scalekit(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     problems = []
     missing = [
@@ -72,7 +97,7 @@ def check_scalekit(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return problems
 
 
-@checks.register()
+@checks.register(TAG, DEPLOY, deploy=True)
 def check_chargebee(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     problems = []
     base_url = conf.get("CHARGEBEE_API_BASE_URL")
@@ -101,33 +126,42 @@ def check_chargebee(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 "webhook endpoint.",
             )
         )
-    if not conf.get("CHARGEBEE_PLAN_ITEM_PRICE_ID"):
+    plans = conf.get("ORGBILLING_PLANS")  # when set, the catalog; else CHARGEBEE_PLAN_ITEM_PRICE_ID alone
+    if not (plans if plans is not None else conf.get("CHARGEBEE_PLAN_ITEM_PRICE_ID")):
         problems.append(
             _message(
                 6,
-                "CHARGEBEE_PLAN_ITEM_PRICE_ID is empty: there is no plan to subscribe to.",
-                "Set it to the item price id of your plan in Chargebee (Product Catalog 2.0).",
+                "There is no plan to subscribe to: ORGBILLING_PLANS is empty, or unset with "
+                "CHARGEBEE_PLAN_ITEM_PRICE_ID empty.",
+                "Set CHARGEBEE_PLAN_ITEM_PRICE_ID to the item price id of your plan in Chargebee (Product Catalog "
+                "2.0), or list your plans in ORGBILLING_PLANS.",
             )
         )
     return problems
 
 
-@checks.register()
+@checks.register(TAG, DEPLOY, deploy=True)
 def check_sign_in(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """Settings that sign-in, the billing pages and checkout read only when a user comes by."""
+    """The secret browser sign-in needs (the SDK's session cookie), read only when a user comes by."""
+    if conf.get("SCALEKIT_COOKIE_ENCRYPTION_SECRET"):
+        return []
+    return [
+        _message(
+            7,
+            "SCALEKIT_COOKIE_ENCRYPTION_SECRET is empty: nobody can sign in with a browser.",
+            'Generate one (python -c "import secrets; print(secrets.token_urlsafe(32))") and use the same '
+            "value on every server.",
+        )
+    ]
+
+
+@checks.register(TAG)
+def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Settings the billing pages and checkout read only when a user comes by; no vendor secret among them."""
     from .authorization import throttle_rate
     from .plans import catalog
 
     problems = []
-    if not conf.get("SCALEKIT_COOKIE_ENCRYPTION_SECRET"):
-        problems.append(
-            _message(
-                7,
-                "SCALEKIT_COOKIE_ENCRYPTION_SECRET is empty: nobody can sign in with a browser.",
-                'Generate one (python -c "import secrets; print(secrets.token_urlsafe(32))") and use the same '
-                "value on every server.",
-            )
-        )
     if "orgbilling.middleware.BillingContextMiddleware" not in settings.MIDDLEWARE:
         problems.append(
             _message(
@@ -144,7 +178,7 @@ def check_sign_in(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return problems
 
 
-@checks.register()
+@checks.register(TAG)
 def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """A known processing mode and, for the queue, a task backend that can schedule retries (``run_after``)."""
     mode = conf.get("ORGBILLING_PROCESSING")

@@ -83,6 +83,9 @@ DEFAULTS: dict[str, Any] = {
     # two extra fetches triggered by tokens naming an unknown key id (key rotation).
     "ORGBILLING_JWKS_CACHE_SECONDS": 300,
     "ORGBILLING_JWKS_REFETCH_COOLDOWN": 30,
+    # Seconds after a failed build of the Scalekit SDK's client (Scalekit unreachable) before this
+    # process tries again; meanwhile cookie sign-in answers 503 with Retry-After.
+    "ORGBILLING_SIGN_IN_RETRY_SECONDS": 30,
     # More path prefixes (of path_info) that never look at tokens or cookies. orgbilling's own webhook
     # routes never do, wherever they are mounted: vendors authenticate themselves.
     "ORGBILLING_AUTH_EXEMPT_PATHS": [],

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
@@ -40,6 +40,22 @@ def problem_page(request: HttpRequest, problem: BillingProblem) -> HttpResponse:
     for name, value in problem.headers.items():
         response[name] = value
     return response
+
+
+def answers_json(request: HttpRequest) -> bool:
+    """Whether a refusal made outside a view is JSON: on orgbilling's API routes, or for clients not asking for HTML."""
+    try:
+        view = resolve(request.path_info, getattr(request, "urlconf", None)).func
+    except Resolver404:
+        view = None
+    return getattr(view, "orgbilling_api", False) or "text/html" not in request.headers.get("Accept", "")
+
+
+def refusal(request: HttpRequest, problem: BillingProblem) -> HttpResponse:
+    """A refusal made before any view ran (middleware, sign-in views): JSON for APIs, else the problem page."""
+    if answers_json(request):
+        return JsonResponse({"error": problem.message}, status=problem.status, headers=problem.headers)
+    return problem_page(request, problem)
 
 
 def back_to_billing(view: View) -> View:
@@ -83,6 +99,7 @@ def billing_api(view: View) -> View:
         except BillingProblem as problem:
             return JsonResponse({"error": problem.message}, status=problem.status, headers=problem.headers)
 
+    wrapped.orgbilling_api = True  # type: ignore[attr-defined]  (read by answers_json)
     return csrf_exempt(wrapped)
 
 
@@ -110,6 +127,7 @@ def subscription_required(
                 return HttpResponseRedirect(reverse("orgbilling:billing"))
             return inner(request, *args, **kwargs)
 
+        wrapped.orgbilling_api = api  # type: ignore[attr-defined]  (read by answers_json)
         return wrapped
 
     return decorate(view) if view is not None else decorate

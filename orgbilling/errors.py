@@ -58,3 +58,14 @@ class Throttled(BillingProblem):
             headers={"Retry-After": str(retry_after)},
         )
         self.retry_after = retry_after
+
+
+class SignInUnavailable(BillingProblem):
+    """Scalekit cannot be reached to check who is signing in (503 with Retry-After; never a sign-in redirect)."""
+
+    status = 503
+
+    def __init__(self, retry_after: float):
+        seconds = max(1, round(retry_after))
+        message = "Sign-in is temporarily unavailable. Try again shortly."
+        super().__init__(message, headers={"Retry-After": str(seconds)})

@@ -6,9 +6,10 @@ Each vendor module passes its own ``MalformedEvent`` so the view can answer
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
+
+from .json_input import InvalidJson, loads
 
 MAX_KEY_LENGTH = 255  # the delivery log's event_id and event_type columns
 
@@ -19,11 +20,11 @@ def storable(value: Any, max_length: int) -> bool:
 
 
 def decode(body: bytes, error: type[ValueError]) -> Any:
-    """The JSON value of a raw body; ``error`` when it is not UTF-8 JSON."""
+    """The JSON value of a raw body, read by the bounded reader; ``error`` with its reason when refused."""
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise error("body is not UTF-8 JSON") from None
+        return loads(body)
+    except InvalidJson as exc:
+        raise error(exc.message) from None
 
 
 def envelope(event: Any, keys: Iterable[str], error: type[ValueError]) -> dict:

@@ -4,15 +4,23 @@ Like Django's ``AuthenticationMiddleware`` it adds one attribute and decides
 nothing: views and services refuse what they must. ``request.billing`` is a
 ``BillingContext``, or None when the request carries no valid Scalekit token.
 
-* ``Authorization: Bearer`` (API clients) is used alone: a request that sends
-  the header is never authenticated by a cookie it may also carry, so a
-  front end cannot be confused into acting with the browser's session.
+* ``Authorization: Bearer <token>`` (the scheme in any case; API clients) is
+  used alone: a request that sends it is never authenticated by a cookie it
+  may also carry, even when the token is empty or invalid, so a front end
+  cannot be confused into acting with the browser's session.
+* Any other ``Authorization`` scheme (a proxy's ``Basic``, say), or an empty
+  header, is not a sign-in attempt and is ignored.
 * Otherwise the Scalekit SDK's session cookie is read (and refreshed) by the
   SDK's middleware, and the access token inside it is validated the same way.
 * Webhook and static paths are not looked at: the SDK client is never built
   for them, no cookie is read or set, and a vendor's Basic Auth header is not
   mistaken for sign-in. Webhooks are recognized by their route, so this holds
   wherever the project mounts orgbilling.
+
+The one answer it gives itself: while Scalekit cannot be reached to check the
+token (the SDK's client cannot be built, or the JWKS cannot be read and the
+token's key was never served), 503 with ``Retry-After`` (JSON for APIs), never
+a 500 and never a sign-in redirect that would loop.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils.functional import SimpleLazyObject
 
 from . import conf, scalekit_auth
+from .decorators import refusal
+from .errors import SignInUnavailable
 from .models import Organization
 
 logger = logging.getLogger(__name__)
@@ -146,17 +156,24 @@ class BillingContextMiddleware:
         request.billing = None
         if _exempt(request):
             return self.get_response(request)
-        header = request.headers.get("Authorization")
-        if header is not None:
-            try:
-                claims = scalekit_auth.validate_access_token(scalekit_auth.bearer_token(header))
-            except scalekit_auth.InvalidToken as exc:
-                logger.info("bearer token refused: %s", exc)
-            else:
-                request.billing = context_from_claims(claims, bearer=True)
-            return self.get_response(request)
-        if scalekit_auth.has_session_cookie(request):
-            return self.with_session(request)
+        token = scalekit_auth.bearer_token(request.headers.get("Authorization", ""))
+        try:
+            if token is not None:
+                return self._from_bearer(request, token)
+            if scalekit_auth.has_session_cookie(request):
+                scalekit_auth.sdk_config()  # a failed build is a 503 here, not a 500 in the SDK's middleware
+                return self.with_session(request)
+        except SignInUnavailable as problem:
+            return refusal(request, problem)
+        return self.get_response(request)
+
+    def _from_bearer(self, request: HttpRequest, token: str) -> HttpResponse:
+        try:
+            claims = scalekit_auth.validate_access_token(token)
+        except scalekit_auth.InvalidToken as exc:
+            logger.info("bearer token refused: %s", exc)
+        else:
+            request.billing = context_from_claims(claims, bearer=True)
         return self.get_response(request)
 
     def _from_session(self, request: HttpRequest) -> HttpResponse:

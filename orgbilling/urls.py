@@ -2,14 +2,14 @@
 
 from django.urls import path
 
-from . import api_views, scalekit_auth, views, webhook_views
+from . import api_views, auth_views, views, webhook_views
 
 app_name = "orgbilling"
 
 urlpatterns = [
-    path("auth/login", scalekit_auth.login_view, name="login"),
-    path("auth/callback", scalekit_auth.callback_view, name="callback"),
-    path("auth/logout", scalekit_auth.logout_view, name="logout"),
+    path("auth/login", auth_views.login_view, name="login"),
+    path("auth/callback", auth_views.callback_view, name="callback"),
+    path("auth/logout", auth_views.logout_view, name="logout"),
     path("billing", views.billing, name="billing"),
     path("billing/subscribe", views.subscribe, name="subscribe"),
     path("billing/change", views.change, name="change"),

@@ -55,9 +55,23 @@ class _JwksHandler(BaseHTTPRequestHandler):
         if stub.jwks_down:
             self.send_error(503)
             return
-        body = json.dumps({"keys": [key.jwk() for key in stub.served_keys]}).encode()
+        if stub.jwks_html:  # a proxy's error page, answered with 200
+            self._send(b"<html><body><h1>Bad gateway</h1></body></html>", "text/html")
+            return
+        keys = [] if stub.jwks_empty else [key.jwk() for key in stub.served_keys]
+        self._send(json.dumps({"keys": keys}).encode(), "application/json")
+
+    def do_POST(self) -> None:  # noqa: N802
+        """Scalekit's token endpoint, which the SDK's client calls when it is built: down here."""
+        stub: ScalekitStub = self.server.stub  # type: ignore[attr-defined]
+        if self.path == "/oauth/token":
+            with stub.lock:
+                stub.token_hits += 1
+        self.send_error(503)
+
+    def _send(self, body: bytes, content_type: str) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -84,6 +98,10 @@ class ScalekitStub:
         self.served_keys = [self.key]
         self.jwks_hits = 0
         self.jwks_down = False  # True: /keys answers 503, as during an outage
+        self.jwks_html = False  # True: /keys answers 200 with an HTML page
+        self.jwks_empty = False  # True: /keys answers a JWKS without any key
+        self.token_hits = 0  # POSTs to /oauth/token (always refused: Scalekit's API is down)
+        self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)
         self._server.stub = self  # type: ignore[attr-defined]
         # A short poll interval: stop() waits for the loop to notice (0.5 s by default, in every teardown).

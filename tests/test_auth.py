@@ -17,7 +17,7 @@ from scalekit.frameworks import django as scalekit_django
 from scalekit.middleware.session_manager import DEFAULT_COOKIE_NAME
 
 from orgbilling import conf
-from orgbilling.checks import check_sign_in
+from orgbilling.checks import check_settings, check_sign_in
 from orgbilling.models import Organization
 from tests.scalekit_support import COOKIE_NAME, SigningKey, _private_key
 
@@ -118,12 +118,34 @@ def test_session_cookie_signs_in_with_email_from_id_token(client, scalekit):
 
 
 @pytest.mark.parametrize(
-    "header", ["Bearer not-a-jwt", "Bearer ", "Basic dXNlcjpwYXNz"], ids=["bad-bearer", "empty", "basic"]
+    "header",
+    ["Bearer not-a-jwt", "Bearer ", "Bearer", "bearer not-a-jwt", "BEARER  "],
+    ids=["bad-bearer", "empty", "no-token", "lowercase", "uppercase-empty"],
 )
 def test_authorization_header_never_falls_back_to_the_cookie(client, scalekit, header):
     scalekit.sign_in(client)
     assert session(client).status_code == 200
     assert session(client, HTTP_AUTHORIZATION=header).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Basic dXNlcjpwYXNz", "", "   ", "Token abc", "Bearer-ish abc"],
+    ids=["basic", "empty", "blank", "other-scheme", "not-bearer"],
+)
+def test_item1_basic_auth_header_keeps_cookie(client, scalekit, header):
+    """A proxy's Basic Auth (or any scheme but Bearer) is no sign-in attempt: the session cookie still counts."""
+    scalekit.sign_in(client)
+    response = session(client, HTTP_AUTHORIZATION=header)
+    assert response.status_code == 200 and response.json()["userId"] == "usr_1"
+    page = client.get("/billing", HTTP_AUTHORIZATION=header)
+    assert page.status_code == 200  # not a redirect back to sign-in
+
+
+def test_item1_bearer_scheme_in_any_case_is_a_token(client, scalekit):
+    token = scalekit.token()
+    for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):
+        assert session(client, HTTP_AUTHORIZATION=f"{scheme} {token}").status_code == 200
 
 
 def test_session_token_is_validated_too(client, scalekit):
@@ -184,8 +206,7 @@ def test_sdk_client_is_built_lazily_and_never_for_webhooks_or_bearer(client, sca
     client.get("/static/orgbilling/billing.css")
     assert session(client, **scalekit.bearer()).status_code == 200
     assert built == []
-    with pytest.raises(RuntimeError):
-        session(client)  # a cookie on a billing path does reach the SDK
+    assert session(client).status_code == 503  # a cookie on a billing path does reach the SDK
     assert len(built) == 1
 
 
@@ -246,14 +267,14 @@ def test_sign_in_checks(settings):
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.startswith("orgbilling.middleware")]
     settings.ORGBILLING_PLANS = [{"name": "no id"}]
     settings.ORGBILLING_THROTTLE_RATE = "10 per minute"
-    messages = check_sign_in()
+    messages = check_sign_in() + check_settings()
     assert [m.id for m in messages] == ["orgbilling.E007", "orgbilling.E008", "orgbilling.E009", "orgbilling.E010"]
     assert all(m.hint for m in messages)
     settings.SCALEKIT_COOKIE_ENCRYPTION_SECRET = "secret"
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "orgbilling.middleware.BillingContextMiddleware"]
     settings.ORGBILLING_PLANS = None
     settings.ORGBILLING_THROTTLE_RATE = "10/minute"
-    assert check_sign_in() == []
+    assert check_sign_in() + check_settings() == []
 
 
 def test_a_verified_token_is_remembered_only_while_its_key_is_served(client, scalekit, settings, monkeypatch, clock):

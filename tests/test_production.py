@@ -55,7 +55,7 @@ def test_production_without_a_secret_key_refuses_to_start():
 
 def test_production_with_missing_vendor_settings_is_an_error():
     env = {**PRODUCTION_ENV, "CHARGEBEE_API_KEY": ""}
-    result = manage("check", **env)
+    result = manage("check", "--deploy", **env)
     assert result.returncode != 0 and "orgbilling.E003" in result.stderr
 
 
@@ -76,7 +76,7 @@ def test_request_logs_hold_no_credentials_tokens_or_bodies(client, caplog, setti
         client.get("/api/session", HTTP_AUTHORIZATION="Bearer eyJhbGciOiJSUzI1NiJ9.secret-token.sig")
     formatter = JsonFormatter()
     lines = [formatter.format(record) for record in caplog.records]
-    assert any('"path": "/api/webhooks/scalekit"' in line for line in lines)
+    assert any('"route": "/api/webhooks/scalekit"' in line for line in lines)
     text = "\n".join(lines)
     for leaked in ("s3cret-pass", basic, "secret-token", "cfo@acme.test", "qs-secret"):
         assert leaked not in text
