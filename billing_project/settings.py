@@ -138,6 +138,8 @@ LOGGING = {
 # recorded and leaves processing to `manage.py db_worker` processes on any number of machines.
 ORGBILLING_PROCESSING = env("ORGBILLING_PROCESSING", default="inline")
 TASKS = {"default": {"BACKEND": task_api.DATABASE_BACKEND}}
+# The throttle's shared counter (orgbilling.throttle); empty: a database row.
+REDIS_URL = env("REDIS_URL", default="")
 
 # --- Vendors -------------------------------------------------------------
 # Read by orgbilling.conf at call time. Secrets and Basic Auth credentials may
