@@ -190,6 +190,11 @@ class ChargebeeGateway:
             if not offset:
                 return
 
+    def retrieve_subscription(self, subscription_id: str) -> dict:
+        """``{"subscription": ..., "customer": ...}`` as Chargebee has them now."""
+        result = self._call("subscription.retrieve", self.client.Subscription.retrieve, subscription_id)
+        return {"subscription": result.subscription.raw_data, "customer": result.customer.raw_data}
+
     def cancel_subscription_now(self, subscription_id: str, *, refund: bool = False) -> dict:
         """Cancel at once, idempotently: one already cancelled is returned as it is.
 

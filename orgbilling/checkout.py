@@ -301,7 +301,7 @@ def complete_checkout(
     content = page.get("content") or {}
     snapshot = content.get("subscription") if isinstance(content, dict) else None
     if page.get("state") not in DONE_STATES or not isinstance(snapshot, dict):
-        if Subscription.objects.filter(LIVE, pk=opened.subscription_id).exists():
+        if _subscribed_elsewhere(opened):
             return CheckoutReturn(Returned.ALREADY_SUBSCRIBED, organization, signed_in)
         raise BillingProblem(_("The checkout was not completed, so nothing changed."), status=409)
     customer_id = organization.chargebee_customer_id
@@ -322,6 +322,26 @@ def complete_checkout(
     except ChargebeeError:  # logged there; the intent is recorded: the webhook's retry and every sync try again
         return CheckoutReturn(Returned.ORGANIZATION_DELETED, organization, signed_in, cancelled=False)
     return CheckoutReturn(Returned.ORGANIZATION_DELETED, organization, signed_in)
+
+
+def _subscribed_elsewhere(opened: OpenedPage) -> bool:
+    """Whether the subscription this unpaid page was for exists anyway (another tab's page paid for it).
+
+    All tabs share one checkout row, whose id Chargebee takes once; when that
+    payment's return or webhook has not arrived yet, Chargebee is asked.
+    """
+    if Subscription.objects.filter(LIVE, pk=opened.subscription_id).exists():
+        return True
+    if opened.kind != OpenedPage.Kind.CHECKOUT:
+        return False
+    try:
+        current = get_gateway().retrieve_subscription(opened.subscription_id)
+    except ChargebeeError:
+        return False
+    if current["subscription"].get("customer_id") != opened.organization.chargebee_customer_id:
+        return False
+    _apply(current["subscription"], current["customer"])
+    return Subscription.objects.filter(LIVE, pk=opened.subscription_id).exists()
 
 
 @audit.billing_action("portal", asked=("reference_id",))  # the answer is the portal's secret URL: not kept
