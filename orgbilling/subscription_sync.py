@@ -257,8 +257,9 @@ def apply_subscription(
             if row is None:
                 return ApplyResult(None, applied=False, reason="unknown customer")
             organization = Organization.objects.select_for_update().get(pk=row.organization_id)
-        else:
-            note_customer_version(customer_org.pk, customer)
+        elif (customer_version(customer) or -1) > (organization.chargebee_customer_version or -1):
+            # Compared on the locked row first: most events carry a customer already seen, costing no UPDATE.
+            note_customer_version(organization.pk, customer)
         row = _match(snapshot, customer, customer_org, lock=True)
         reason = "created"
         if row is not None:
