@@ -7,8 +7,10 @@ Each test is named for its item. The concurrency halves of items 4 and 5
 
 from __future__ import annotations
 
+import ast
 import copy
 import io
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -16,6 +18,7 @@ from django.core import checks
 from django.core.management import call_command
 from django.test import Client
 
+import orgbilling
 from orgbilling import checkout, provisioning
 from orgbilling.models import CancelReason, Organization, Subscription, WebhookDelivery
 from orgbilling.subscription_sync import cancel_local_subscriptions
@@ -323,3 +326,31 @@ def test_item5_check_warns_when_the_counter_is_per_process(settings):
     assert "orgbilling.W020" not in [m.id for m in checks.run_checks(tags=["orgbilling"])]
     settings.DEBUG, settings.ORGBILLING_THROTTLE_CACHE = True, "default"
     assert "orgbilling.W020" not in [m.id for m in checks.run_checks(tags=["orgbilling"])]
+
+
+# Where Chargebee sends people back: never throttled (the opening action was counted), never refused.
+RETURNS = {"complete_checkout", "return_from_portal"}
+
+
+def _calls(function: ast.FunctionDef) -> set[str]:
+    return {
+        node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+        for node in ast.walk(function)
+        if isinstance(node, ast.Call)
+    }
+
+
+def test_item5_every_action_that_calls_chargebee_is_authorized_and_counted():
+    """Any service taking the signed-in ``context`` that reaches the gateway, in any module added later too."""
+    checked = set()
+    for path in sorted(Path(orgbilling.__file__).parent.glob("*.py")):
+        for function in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(function, ast.FunctionDef) or "context" not in [a.arg for a in function.args.args]:
+                continue
+            calls = _calls(function)
+            if "get_gateway" not in calls:
+                continue
+            checked.add(function.name)
+            assert "authorize_reference" in calls or function.name in RETURNS, f"{path.name}:{function.name}"
+            assert ("throttle" in calls) != (function.name in RETURNS), f"{path.name}:{function.name}"
+    assert {"start_checkout", "change_subscription", "open_portal"} <= checked
