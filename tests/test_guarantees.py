@@ -64,7 +64,7 @@ def success_url(hosted: checkout.HostedRedirect) -> str:
 
 def sync(*args: str) -> str:
     out = io.StringIO()
-    call_command("orgbilling_sync", *args, stdout=out, stderr=io.StringIO())
+    call_command("orgbilling_sync", "--chargebee", *args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
 
 
@@ -107,7 +107,7 @@ def test_item1_a_late_customer_deleted_leaves_the_new_subscription_active(charge
     assert (second.status, organization.chargebee_customer_id) == ("active", ORG)
     page = scalekit.sign_in(Client()).get("/billing").content.decode()
     assert 'action="/billing/subscribe"' not in page
-    assert last_line(sync()).startswith("created 0, updated 0, repaired 0")
+    assert last_line(sync()).startswith("chargebee: created 0, updated 0, repaired 0")
 
 
 def test_item1_the_customer_version_comes_from_checkout_customer_events_and_sync(chargebee):
