@@ -54,5 +54,8 @@ def remove_customer(customer: dict, subscriptions: list[dict]) -> Removal:
         if stored is not None and organization.chargebee_customer_id == customer["id"]:
             organization.chargebee_customer_id = None
             organization.chargebee_customer_version = version
-            organization.save(update_fields=["chargebee_customer_id", "chargebee_customer_version", "updated_at"])
+            # A new customer is a new request: reusing the old creation's idempotency key would replay its answer.
+            organization.customer_request_key = ""
+            fields = ["chargebee_customer_id", "chargebee_customer_version", "customer_request_key", "updated_at"]
+            organization.save(update_fields=fields)
         return Removal.REMOVED
