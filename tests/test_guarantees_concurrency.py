@@ -31,7 +31,7 @@ from orgbilling.models import OpenedPage, Subscription
 from sandbox.fake_chargebee import ChargebeeApiError
 from tests.billing_support import page_id
 from tests.scalekit_support import CLIENT_ID, ScalekitStub
-from tests.test_queue_workers import database_url
+from tests.worker_support import database_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -160,6 +160,7 @@ def fake_chargebee_url(fake) -> str:
     return settings.CHARGEBEE_API_BASE_URL
 
 
+@pytest.mark.real_time  # waits for gunicorn's workers to listen
 @pytest.mark.parametrize("counter", ["database", "redis"])
 def test_item5_twenty_parallel_clicks_against_two_gunicorn_workers_let_at_most_ten_through(gunicorn, counter):
     if counter == "redis" and not redis_available():
