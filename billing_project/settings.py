@@ -151,6 +151,11 @@ LOGGING = {
 # recorded and leaves processing to `manage.py db_worker` processes on any number of machines.
 ORGBILLING_PROCESSING = env("ORGBILLING_PROCESSING", default="inline")
 TASKS = {"default": {"BACKEND": task_api.DATABASE_BACKEND}}
+# The throttle's shared counter (orgbilling.throttle); empty: a database row.
+# Chargebee-calling actions per organization's billing managers (and per other user) in a window,
+# counted in Redis when REDIS_URL is set, else in a database row (orgbilling.throttle).
+ORGBILLING_THROTTLE_RATE = env("ORGBILLING_THROTTLE_RATE", default="10/minute")
+REDIS_URL = env("REDIS_URL", default="")
 
 # --- Vendors -------------------------------------------------------------
 # Read by orgbilling.conf at call time. Secrets and Basic Auth credentials may

@@ -141,7 +141,7 @@ class SubscriptionInline(ReadOnlyInline):
     model = Subscription
     fields = (
         "id",
-        "status",
+        "state",
         "plan_id",
         "seats",
         "current_period_end",
@@ -217,7 +217,7 @@ class OrganizationAdmin(SupportAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(SupportAdmin):
-    list_display = ("id", "organization", "status", "plan_id", "seats", "current_period_end", "cancel_at_period_end")
+    list_display = ("id", "organization", "state", "plan_id", "seats", "current_period_end", "cancel_at_period_end")
     list_filter = ("status", "plan_id")
     search_fields = (
         "id",
@@ -228,7 +228,6 @@ class SubscriptionAdmin(SupportAdmin):
     )
     list_select_related = ("organization",)
     readonly_fields = ("id", "created_at", "updated_at")  # not editable, so only shown when named
-    exclude = ("hosted_page_ids",)  # the success redirect's bookkeeping; a hosted page id is a secret
     actions = ["open_in_chargebee"]
 
     @admin.action(description="Open in Chargebee's dashboard", permissions=["open"])

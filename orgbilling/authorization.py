@@ -6,9 +6,13 @@ organization, and changes (subscribe, change plan or seats, portal) need a
 billing-manager role or permission. A project hook can deny more (delinquent
 organizations, trial abuse) without touching Chargebee.
 
-``throttle`` then spends one unit of the organization's budget: a Chargebee
-test site allows about 150 calls a minute for all tenants together, so one
-tenant clicking or scripting must not starve the others.
+``throttle`` then spends one unit of a budget: a Chargebee test site allows
+about 150 calls a minute for all tenants together, so one tenant clicking or
+scripting must not starve the others. Billing managers share their
+organization's budget; anyone else spends a budget of their own, so a member
+can never use up the managers'. Returns from Chargebee's pages are never
+throttled: they cost a call only once per page or portal session opened
+(``checkout``), which the opening action already counted.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ import math
 import time
 from enum import StrEnum
 
-from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from . import conf
+from . import throttle as counter
 from .errors import BillingDenied, NotSignedIn, Throttled
 from .middleware import BillingContext
 from .models import Organization
@@ -93,12 +97,11 @@ def throttle_rate() -> tuple[int, int] | None:
         ) from None
 
 
-def throttle(organization_id: str) -> None:
-    """Count one Chargebee-calling action for the organization; raise ``Throttled`` over the rate.
+def throttle(context: BillingContext, organization: Organization) -> None:
+    """Count one Chargebee-calling action of ``context``'s user; raise ``Throttled`` over the rate.
 
-    A fixed window per period, counted in the Django cache named by
-    ``ORGBILLING_THROTTLE_CACHE``: cheap, and shared between processes when
-    that cache is (the default local-memory cache counts per process).
+    A fixed window per period, counted atomically across processes
+    (``orgbilling.throttle``): Redis, or a database row.
     """
     rate = throttle_rate()
     if rate is None:
@@ -106,13 +109,6 @@ def throttle(organization_id: str) -> None:
     limit, period = rate
     now = time.time()
     window = int(now // period)
-    key = f"orgbilling:throttle:{organization_id}:{window}"
-    cache = caches[conf.get("ORGBILLING_THROTTLE_CACHE")]
-    cache.add(key, 0, timeout=period + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        cache.set(key, 1, timeout=period + 1)
-        count = 1
-    if count > limit:
+    budget = organization.id if is_billing_manager(context) else f"{organization.id}:user:{context.user_id}"
+    if counter.incr(f"orgbilling:throttle:{budget}:{window}", period) > limit:
         raise Throttled(retry_after=max(1, math.ceil((window + 1) * period - now)))

@@ -13,9 +13,11 @@ from typing import Any
 from . import conf
 from .chargebee_gateway import ChargebeeError, get_gateway
 from .chargebee_snapshot import InvalidSnapshot, SubscriptionSnapshot
+from .customer_sync import Removal, customer_changed, remove_customer
+from .deleted_org_cancellation import cancel_with_refund
 from .deliveries import Ignored
 from .event_envelope import decode, envelope, storable
-from .subscription_sync import apply_subscription, find_organization, remove_customer
+from .subscription_sync import apply_subscription
 
 MAX_ID_LENGTH = 50  # Chargebee's resource ids (event ids may be longer: the log keeps 255)
 
@@ -90,20 +92,29 @@ def _apply(content: dict, event_type: str) -> None:
     result = apply_subscription(subscription, content.get("customer"), event_type=event_type)
     if result.subscription is None:
         raise _unknown_customer(subscription.get("customer_id"))
+    if result.cancel_pending:
+        # Its organization is deleted: cancel with a refund now that the intent is committed (handlers run
+        # outside any transaction). A failure fails the delivery; until Chargebee reports the subscription
+        # cancelled even a stale copy of the event gets here, so the retry tries again.
+        cancel_with_refund(result.subscription.pk)
+        return
     if not result.applied:
         raise Ignored(f"stale: subscription {subscription['id']} already has a snapshot at least as new")
 
 
 def _customer_changed(content: dict, event_type: str) -> None:
     customer = content["customer"]
-    if find_organization(customer["id"], customer) is None:
+    if customer_changed(customer) is None:
         raise _unknown_customer(customer["id"])
 
 
 def _customer_deleted(content: dict, event_type: str) -> None:
     customer = content["customer"]
-    if remove_customer(customer, content.get("subscriptions") or []) is None:
+    removal = remove_customer(customer, content.get("subscriptions") or [])
+    if removal == Removal.UNKNOWN:
         raise _unknown_customer(customer["id"])
+    if removal == Removal.STALE:
+        raise Ignored(f"stale: customer {customer['id']} was made again since this event (a newer resource_version)")
 
 
 EVENT_HANDLERS: dict[str, Callable[[dict, str], None]] = {

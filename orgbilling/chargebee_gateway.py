@@ -190,13 +190,22 @@ class ChargebeeGateway:
             if not offset:
                 return
 
-    def cancel_subscription_now(self, subscription_id: str) -> dict:
+    def retrieve_subscription(self, subscription_id: str) -> dict:
+        """``{"subscription": ..., "customer": ...}`` as Chargebee has them now."""
+        result = self._call("subscription.retrieve", self.client.Subscription.retrieve, subscription_id)
+        return {"subscription": result.subscription.raw_data, "customer": result.customer.raw_data}
+
+    def cancel_subscription_now(self, subscription_id: str, *, refund: bool = False) -> dict:
         """Cancel at once, idempotently: one already cancelled is returned as it is.
 
-        A try that timed out may still have gone through at Chargebee; the
-        retry then gets ``invalid_state_for_request`` for what is in fact done.
+        ``refund`` credits the current term's charges in full and schedules
+        the refund of that credit to the payer. A try that timed out may still
+        have gone through at Chargebee; the retry then gets
+        ``invalid_state_for_request`` for what is in fact done.
         """
-        params = {"end_of_term": False}
+        params: dict[str, Any] = {"end_of_term": False}
+        if refund:
+            params.update(credit_option_for_current_term_charges="full", refundable_credits_handling="schedule_refund")
         try:
             result = self._call(
                 "subscription.cancel", self.client.Subscription.cancel_for_items, subscription_id, params, post=True

@@ -11,6 +11,12 @@ create two subscriptions (Chargebee refuses the second one with that id).
 Results come home through ``subscription_sync.apply_subscription``, the same
 code (ordering guard, signals) the webhooks run, so the redirect, the webhook
 and a portal-return resync can arrive in any order.
+
+Every hosted page and portal session opened is recorded (``OpenedPage``, one
+row each, so concurrent tabs never lose one). A return from Chargebee is
+never refused nor throttled: a recorded page is applied even when the
+payer's session expired, and each page or portal session costs Chargebee
+calls on its first return only; an unrecorded page is refused without a call.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -28,13 +37,14 @@ from . import audit, conf, plans
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
+from .deleted_org_cancellation import cancel_pending, cancel_with_refund
 from .errors import BillingDenied, BillingProblem, NotFound
 from .links import absolute_url
 from .middleware import BillingContext
-from .models import Organization, Subscription
+from .models import OpenedPage, Organization, Subscription
 from .provisioning import OrganizationDeleted, ensure_customer
 from .statuses import BLOCKING_CHECKOUT
-from .subscription_sync import apply_subscription
+from .subscription_sync import ApplyResult, apply_subscription, note_customer_version
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +56,7 @@ LIVE = Q(status__in=[status for status in BLOCKING_CHECKOUT if status != Status.
 # A checkout started here that Chargebee has not confirmed: a local row only, not a subscription yet.
 WAITING = Q(status=Status.FUTURE, chargebee_subscription_id__isnull=True, deleted_at__isnull=True)
 DONE_STATES = ("succeeded", "acknowledged")
+PORTAL_SESSION_LIFETIME = timedelta(hours=1)  # Chargebee's; a return after that claims nothing
 
 VENDOR_MESSAGES = {
     "no_applicable_gateway": gettext_lazy(
@@ -69,6 +80,23 @@ class HostedRedirect:
 
     url: str
     subscription_id: str
+
+
+class Returned(StrEnum):
+    """What a return from a hosted checkout page came to."""
+
+    APPLIED = "applied"
+    ALREADY_HANDLED = "already handled"  # an earlier return of this page made the calls
+    ALREADY_SUBSCRIBED = "already subscribed"  # this page was not paid; another page of the row was
+    ORGANIZATION_DELETED = "organization deleted"  # paid after the deletion: cancelled, refunded
+
+
+@dataclass(frozen=True)
+class CheckoutReturn:
+    outcome: Returned
+    organization: Organization
+    signed_in: bool  # the session is the payer's organization's; otherwise ask them to sign in
+    cancelled: bool = True  # for ORGANIZATION_DELETED: False while the cancellation is still to be retried
 
 
 def vendor_problem(error: ChargebeeError) -> BillingProblem:
@@ -117,10 +145,10 @@ def _choose(plan_id: object, seats: object) -> tuple[plans.Plan, int]:
         raise BillingProblem(str(exc), status=400) from None
 
 
-def _apply(subscription: dict, customer: dict | None) -> None:
+def _apply(subscription: dict, customer: dict | None) -> ApplyResult:
     """Apply a snapshot Chargebee's API returned; one it cannot read is Chargebee's failure (502)."""
     try:
-        apply_subscription(subscription, customer)
+        return apply_subscription(subscription, customer)
     except InvalidSnapshot as exc:
         logger.error("unreadable subscription from Chargebee: %s", exc)
         raise BillingProblem(_("Chargebee sent a subscription this site cannot read."), status=502) from exc
@@ -168,7 +196,7 @@ def start_checkout(
         raise BillingProblem(
             _("This organization already has a subscription: change its plan or seats instead."), status=409
         )
-    throttle(organization.id)
+    throttle(context, organization)
     try:
         organization = ensure_customer(organization.id, organization.display_name)
     except OrganizationDeleted as exc:
@@ -178,9 +206,10 @@ def start_checkout(
     subscription = _waiting_row(organization, plan, quantity)
     gateway = get_gateway()
     try:
-        gateway.update_customer(
+        customer = gateway.update_customer(
             organization.chargebee_customer_id, meta_data=customer_meta_data(organization.id, subscription.id)
         )
+        note_customer_version(organization.id, customer)
         page = gateway.checkout_new_for_items(
             customer_id=organization.chargebee_customer_id,
             subscription_id=subscription.id,
@@ -193,8 +222,19 @@ def start_checkout(
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
-    subscription.remember_hosted_page(page["id"])
+    _record_page(context, OpenedPage.Kind.CHECKOUT, page["id"], subscription)
     return HostedRedirect(page["url"], subscription.id)
+
+
+def _record_page(context: BillingContext, kind: str, vendor_id: str, subscription: Subscription | None = None) -> None:
+    """Record a page or portal session just opened: one INSERT, so concurrent tabs never lose one."""
+    OpenedPage.objects.create(
+        vendor_id=vendor_id,
+        kind=kind,
+        organization_id=context.organization_id,
+        subscription=subscription,
+        user_id=context.user_id,
+    )
 
 
 @audit.billing_action("change", asked=("subscription_id", "plan_id", "seats"), answer=_opened)
@@ -209,7 +249,7 @@ def change_subscription(
     plan, quantity = _choose(plan_id or subscription.plan_id, subscription.seats if seats in (None, "") else seats)
     if (plan.id, quantity) == (subscription.plan_id, subscription.seats):
         raise BillingProblem(_("That is already the subscription's plan and number of seats."), status=400)
-    throttle(organization.id)
+    throttle(context, organization)
     try:
         page = get_gateway().checkout_existing_for_items(
             subscription_id=subscription.chargebee_subscription_id,
@@ -221,46 +261,87 @@ def change_subscription(
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
-    subscription.remember_hosted_page(page["id"])
+    _record_page(context, OpenedPage.Kind.CHANGE, page["id"], subscription)
     return HostedRedirect(page["url"], subscription.id)
 
 
-def complete_checkout(context: BillingContext | None, *, subscription_id: object, hosted_page_id: object) -> None:
+def complete_checkout(
+    context: BillingContext | None, *, subscription_id: object, hosted_page_id: object
+) -> CheckoutReturn:
     """Apply what a finished hosted page (new or change) says, then acknowledge it.
 
-    Works whether the webhook came first, later or never, and on a refresh
-    (an acknowledged page is applied again; the ordering guard makes that a
-    no-op). Raises ``NotFound`` for a subscription or page that is not the
-    organization's, ``BillingProblem`` for a page that did not succeed.
+    Only a page recorded when it was opened is retrieved (404 otherwise, with
+    no Chargebee call). It is never refused to the person coming back: no
+    throttle, and no session needed (the unguessable page id, valid three
+    hours, is the proof); the caller asks for a sign-in afterwards when the
+    session is not the payer's organization's. Its first return makes the
+    calls; later ones change nothing. Works whether the webhook came first,
+    later or never. A subscription paid for a deleted organization is
+    cancelled at once with a full refund.
     """
-    subscription = _own_subscription(require_organization(context), subscription_id)
-    organization = authorize_reference(context, subscription.organization_id, Action.SYNC)
     if not isinstance(hosted_page_id, str) or not hosted_page_id:
         raise BillingProblem(_("Chargebee did not say which checkout finished."), status=400)
-    if hosted_page_id not in subscription.hosted_page_ids:
+    kinds = (OpenedPage.Kind.CHECKOUT, OpenedPage.Kind.CHANGE)
+    opened = OpenedPage.objects.filter(vendor_id=hosted_page_id, kind__in=kinds).select_related("organization").first()
+    if opened is None or subscription_id not in (None, "", opened.subscription_id):
         raise NotFound(_("This checkout does not belong to your organization."))
-    throttle(organization.id)
+    organization = opened.organization
+    signed_in = context is not None and context.organization_id == organization.id
+    now = timezone.now()
+    if not OpenedPage.objects.filter(pk=opened.pk, returned_at__isnull=True).update(returned_at=now):
+        return CheckoutReturn(Returned.ALREADY_HANDLED, organization, signed_in)
     gateway = get_gateway()
     try:
         page = gateway.retrieve_hosted_page(hosted_page_id)
     except ChargebeeError as exc:
+        OpenedPage.objects.filter(pk=opened.pk).update(returned_at=None)  # a later return may try again
         if exc.api_error_code == "resource_not_found":
             raise NotFound(_("Chargebee has no record of this checkout.")) from exc
         raise vendor_problem(exc) from exc
     content = page.get("content") or {}
     snapshot = content.get("subscription") if isinstance(content, dict) else None
     if page.get("state") not in DONE_STATES or not isinstance(snapshot, dict):
+        if _subscribed_elsewhere(opened):
+            return CheckoutReturn(Returned.ALREADY_SUBSCRIBED, organization, signed_in)
         raise BillingProblem(_("The checkout was not completed, so nothing changed."), status=409)
     customer_id = organization.chargebee_customer_id
-    ours = snapshot.get("id") in (subscription.id, subscription.chargebee_subscription_id)
+    row = opened.subscription
+    ours = row is not None and snapshot.get("id") in (row.id, row.chargebee_subscription_id)
     if not ours or not customer_id or snapshot.get("customer_id") != customer_id:
         raise NotFound(_("This checkout does not belong to your organization."))
-    _apply(snapshot, content.get("customer"))
+    result = _apply(snapshot, content.get("customer"))
     if page["state"] == "succeeded":
         try:
             gateway.acknowledge_hosted_page(hosted_page_id)
         except ChargebeeError as exc:  # the result is applied; acknowledging is bookkeeping
-            logger.warning("could not acknowledge hosted page %s: %s", hosted_page_id, exc)
+            logger.warning("could not acknowledge a hosted page: %s", exc)
+    if not result.cancel_pending:
+        return CheckoutReturn(Returned.APPLIED, organization, signed_in)
+    try:
+        cancel_with_refund(result.subscription.pk)
+    except ChargebeeError:  # logged there; the intent is recorded: the webhook's retry and every sync try again
+        return CheckoutReturn(Returned.ORGANIZATION_DELETED, organization, signed_in, cancelled=False)
+    return CheckoutReturn(Returned.ORGANIZATION_DELETED, organization, signed_in)
+
+
+def _subscribed_elsewhere(opened: OpenedPage) -> bool:
+    """Whether the subscription this unpaid page was for exists anyway (another tab's page paid for it).
+
+    All tabs share one checkout row, whose id Chargebee takes once; when that
+    payment's return or webhook has not arrived yet, Chargebee is asked.
+    """
+    if Subscription.objects.filter(LIVE, pk=opened.subscription_id).exists():
+        return True
+    if opened.kind != OpenedPage.Kind.CHECKOUT:
+        return False
+    try:
+        current = get_gateway().retrieve_subscription(opened.subscription_id)
+    except ChargebeeError:
+        return False
+    if current["subscription"].get("customer_id") != opened.organization.chargebee_customer_id:
+        return False
+    _apply(current["subscription"], current["customer"])
+    return Subscription.objects.filter(LIVE, pk=opened.subscription_id).exists()
 
 
 @audit.billing_action("portal", asked=("reference_id",))  # the answer is the portal's secret URL: not kept
@@ -269,30 +350,46 @@ def open_portal(context: BillingContext | None, *, reference_id: str | None = No
     organization = authorize_reference(context, _reference(context, reference_id), Action.PORTAL)
     if not organization.chargebee_customer_id:
         raise BillingProblem(_("There is no billing account yet: subscribe first."), status=409)
-    throttle(organization.id)
+    throttle(context, organization)
     try:
         session = get_gateway().create_portal_session(
             customer_id=organization.chargebee_customer_id, redirect_url=absolute_url("orgbilling:portal-return")
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
+    _record_page(context, OpenedPage.Kind.PORTAL, session["id"])
     return session["access_url"]
 
 
-def resync_subscriptions(context: BillingContext | None) -> int:
+def return_from_portal(context: BillingContext | None) -> int | None:
     """Re-read the organization's subscriptions from Chargebee (one list call) and apply each.
 
     Run when the portal hands the user back, so a cancellation or seat change
-    made there shows at once. Returns how many subscriptions were read.
+    made there shows at once. It costs that call only for a portal session
+    this user opened and has not come back from yet; any other visit (a
+    member, a refresh) makes no call and returns None. Never throttled: the
+    opening was counted. Returns how many subscriptions were read.
     """
     organization = authorize_reference(context, _reference(context, None), Action.SYNC)
+    now = timezone.now()
+    sessions = OpenedPage.objects.filter(
+        kind=OpenedPage.Kind.PORTAL,
+        organization=organization,
+        user_id=context.user_id,
+        returned_at__isnull=True,
+        opened_at__gte=now - PORTAL_SESSION_LIFETIME,
+    )
+    claimed = list(sessions.values_list("pk", flat=True))
+    if not claimed or not OpenedPage.objects.filter(pk__in=claimed, returned_at__isnull=True).update(returned_at=now):
+        return None
     if not organization.chargebee_customer_id:
         return 0
-    throttle(organization.id)
     try:
         entries, _ = get_gateway().list_subscriptions_page(customer_id=organization.chargebee_customer_id)
     except ChargebeeError as exc:
+        OpenedPage.objects.filter(pk__in=claimed, returned_at=now).update(returned_at=None)
         raise vendor_problem(exc) from exc
     for entry in entries:
         _apply(entry["subscription"], entry.get("customer"))
+    cancel_pending(organization)
     return len(entries)

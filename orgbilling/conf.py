@@ -95,10 +95,12 @@ DEFAULTS: dict[str, Any] = {
     "ORGBILLING_BILLING_MANAGER_PERMISSIONS": [],
     # Dotted path to hook(context, reference_id, action) that may deny more; empty for none.
     "ORGBILLING_AUTHORIZATION_HOOK": "",
-    # Chargebee-calling actions allowed per organization ("N/second|minute|hour|day"; empty: none),
-    # counted in this Django cache (use a shared one when running several processes).
+    # Chargebee-calling actions allowed per organization's billing managers, and per other user, in a
+    # window ("N/second|minute|hour|day"; empty: none). Counted in Redis when REDIS_URL is set, else in
+    # a database row (orgbilling.throttle); or in the Django cache named here (a shared, atomic one).
     "ORGBILLING_THROTTLE_RATE": "10/minute",
-    "ORGBILLING_THROTTLE_CACHE": "default",
+    "ORGBILLING_THROTTLE_CACHE": "",
+    "REDIS_URL": "",
     # --- Plans (orgbilling.plans): a list of dicts; None offers CHARGEBEE_PLAN_ITEM_PRICE_ID alone.
     "ORGBILLING_PLANS": None,
 }

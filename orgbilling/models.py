@@ -18,7 +18,6 @@ from .audit import AuditEvent  # noqa: F401  defined beside its recorder; import
 from .statuses import ENTITLING
 
 ACTIVE_STATUSES = ENTITLING  # the statuses that entitle (orgbilling.statuses has the whole table)
-MAX_HOSTED_PAGES = 10
 
 
 def new_subscription_id() -> str:
@@ -36,6 +35,9 @@ class Organization(models.Model):
     customer_request_key = models.CharField(max_length=64, blank=True, editable=False)
     # Scalekit's data.update_time of the last organization event applied; older events are skipped.
     scalekit_update_time = models.DateTimeField(null=True, blank=True)
+    # resource_version of the Chargebee customer last seen (checkout, customer events, sync): a
+    # customer_deleted about an older customer is stale and changes nothing.
+    chargebee_customer_version = models.BigIntegerField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -65,6 +67,11 @@ class Organization(models.Model):
     def seat_limit(self) -> int:
         """How many seats the organization may use: those of its entitling subscriptions (0 without one)."""
         return self.subscriptions.filter(status__in=ACTIVE_STATUSES).aggregate(seats=models.Sum("seats"))["seats"] or 0
+
+
+class CancelReason(models.TextChoices):
+    # A subscription that appeared for a deleted organization: cancelled with a full refund.
+    ORGANIZATION_DELETED = "organization_deleted", "organization deleted"
 
 
 class Subscription(models.Model):
@@ -102,9 +109,8 @@ class Subscription(models.Model):
     # Chargebee's resource_version (ms) of the last snapshot applied: the ordering guard.
     resource_version = models.BigIntegerField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
-    # The hosted pages opened for this row, newest last: the success redirect only ever retrieves one
-    # of these, so a tenant cannot make the server fetch (or apply) a page it did not open.
-    hosted_page_ids = models.JSONField(default=list, blank=True)
+    # Why orgbilling cancelled (or is cancelling) it in Chargebee itself; empty for Chargebee's own reasons.
+    cancel_reason = models.CharField(max_length=30, choices=CancelReason.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -120,10 +126,54 @@ class Subscription(models.Model):
         """Whether the subscription grants entitlements right now."""
         return self.status in ACTIVE_STATUSES
 
-    def remember_hosted_page(self, page_id: str) -> None:
-        """Record a hosted page opened for this row (two tabs may each have one open)."""
-        self.hosted_page_ids = [*self.hosted_page_ids, page_id][-MAX_HOSTED_PAGES:]
-        self.save(update_fields=["hosted_page_ids", "updated_at"])
+    def state(self) -> str:
+        """The status with the reason orgbilling cancelled it, e.g. "cancelled: organization deleted"."""
+        if not self.cancel_reason:
+            return self.status
+        reason = self.get_cancel_reason_display()
+        return f"{self.status}: {reason}" if self.status == self.Status.CANCELLED else f"cancelling: {reason}"
+
+    state.short_description = "status"
+
+
+class OpenedPage(models.Model):
+    """A Chargebee hosted page or portal session opened here, one row each (so none is ever lost).
+
+    The success redirect only retrieves a page recorded here, so nobody can make the server fetch
+    (or apply) a page it did not open; ``returned_at`` makes a return cost one Chargebee call at most.
+    """
+
+    class Kind(models.TextChoices):
+        CHECKOUT = "checkout"
+        CHANGE = "change"
+        PORTAL = "portal"
+
+    vendor_id = models.CharField("hosted page or portal session id", max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="opened_pages")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, null=True, blank=True, related_name="opened_pages"
+    )
+    user_id = models.CharField(max_length=255, blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    returned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "kind", "user_id"], name="orgbilling_page_org_kind_user")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} page of {self.organization_id}"
+
+
+class ThrottleCounter(models.Model):
+    """The throttle's cross-process counter when no Redis is configured: one row per key and window."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"
 
 
 class WebhookDelivery(models.Model):

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from .chargebee_gateway import get_gateway
 from .chargebee_snapshot import InvalidSnapshot
+from .deleted_org_cancellation import cancel_pending
 from .models import Organization, Subscription
 from .subscription_sync import ApplyResult, apply_subscription
 
@@ -32,19 +33,29 @@ class SyncSummary:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Same resource_version as the row, but a mirrored field differed (a local-only change): Chargebee's copy won.
+    repaired: list[str] = field(default_factory=list)
     orphaned_in_chargebee: list[str] = field(default_factory=list)  # no known organization
     orphaned_locally: list[str] = field(default_factory=list)  # linked locally, gone from Chargebee
     failed: list[str] = field(default_factory=list)  # snapshots orgbilling could not read
+    # Subscriptions of deleted organizations cancelled in Chargebee with a refund (local ids), and those that
+    # could not be (tried again next run); in a dry run, the ones that would be.
+    cancelled_for_deleted: list[str] = field(default_factory=list)
+    cancel_failed: list[str] = field(default_factory=list)
 
     @property
     def orphaned(self) -> int:
         return len(self.orphaned_in_chargebee) + len(self.orphaned_locally)
 
     def __str__(self) -> str:
+        repaired = f"repaired {len(self.repaired)}" + (f" ({', '.join(self.repaired)})" if self.repaired else "")
         text = (
-            f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, orphaned {self.orphaned}"
-            f", failed {len(self.failed)}"
+            f"created {self.created}, updated {self.updated}, {repaired}, unchanged {self.unchanged}"
+            f", orphaned {self.orphaned}, failed {len(self.failed)}"
         )
+        if self.cancelled_for_deleted or self.cancel_failed:
+            text += f", cancelled for deleted organizations {len(self.cancelled_for_deleted)}"
+            text += f", cancellations failed {len(self.cancel_failed)}" if self.cancel_failed else ""
         return text + (" (dry run: nothing was written)" if self.dry_run else "")
 
     def count(self, result: ApplyResult, subscription_id: str) -> None:
@@ -52,10 +63,14 @@ class SyncSummary:
             self.orphaned_in_chargebee.append(subscription_id)
         elif result.created:
             self.created += 1
+        elif result.reason == "repaired":
+            self.repaired.append(subscription_id)
         elif result.applied:
             self.updated += 1
         else:
             self.unchanged += 1
+        if self.dry_run and result.cancel_pending:
+            self.cancelled_for_deleted.append(result.subscription.pk)
 
 
 def _apply(entry: dict, dry_run: bool) -> ApplyResult:
@@ -80,9 +95,12 @@ def sync_subscriptions(
     ``since`` lists only subscriptions Chargebee changed after that time (the
     cheap frequent catch-up); such a run does not look for local orphans, which
     only a full listing can show. ``dry_run`` computes the same summary but
-    writes nothing and sends no signal. ``progress`` is called with the running
-    count after each subscription. Chargebee errors propagate (nothing is
-    half-counted).
+    writes nothing, sends no signal and cancels nothing. ``progress`` is
+    called with the running count after each subscription. Chargebee errors
+    of the list calls propagate (nothing is half-counted). Then every
+    subscription of a deleted organization still billed in Chargebee is
+    cancelled with a full refund (outside any transaction); one that fails is
+    listed and tried again next run.
     """
     summary = SyncSummary(dry_run=dry_run)
     customer_id = None
@@ -102,10 +120,11 @@ def sync_subscriptions(
             summary.failed.append(subscription_id)
         if progress is not None:
             progress(done)
-    if since is not None:
-        return summary
-    linked = Subscription.objects.filter(chargebee_subscription_id__isnull=False)
-    if organization is not None:
-        linked = linked.filter(organization=organization)
-    summary.orphaned_locally = sorted(set(linked.values_list("chargebee_subscription_id", flat=True)) - seen)
+    if since is None:
+        linked = Subscription.objects.filter(chargebee_subscription_id__isnull=False)
+        if organization is not None:
+            linked = linked.filter(organization=organization)
+        summary.orphaned_locally = sorted(set(linked.values_list("chargebee_subscription_id", flat=True)) - seen)
+    if not dry_run:
+        summary.cancelled_for_deleted, summary.cancel_failed = cancel_pending(organization)
     return summary

@@ -14,7 +14,14 @@ JSON Chargebee gave them, so every rule lives here once:
   subscription queue there and the second sees the row the first wrote; the
   unique ``chargebee_subscription_id`` is the backstop.
 * **Ordering**: a snapshot is applied only if its ``resource_version`` is
-  newer than the stored one, whole (never field by field).
+  newer than the stored one, whole (never field by field). One of the same
+  version is applied too when a mirrored field differs ("repaired"): the row
+  was changed locally (a local cancellation keeps the version), and
+  Chargebee's copy is the truth.
+* **Deleted organizations**: a live subscription of a deleted organization
+  is marked ``cancel_reason = organization_deleted`` here (the intent,
+  committed with the row); ``deleted_org_cancellation`` then cancels it in
+  Chargebee with a full refund, after the commit.
 * **Signals** (see ``signals.py``) are queued on commit from the state
   transition, so they fire once whichever path saw the change first.
 """
@@ -30,8 +37,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from . import signals
-from .chargebee_snapshot import CLOSED_STATUSES, SubscriptionSnapshot, meta_value
-from .models import Organization, Subscription, new_subscription_id
+from .chargebee_snapshot import CLOSED_STATUSES, MAX_VERSION, SubscriptionSnapshot, meta_value
+from .models import CancelReason, Organization, Subscription, new_subscription_id
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +62,44 @@ TRACKED_FIELDS = (
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """What ``apply_subscription`` did; ``reason`` is created, updated, stale or unknown customer."""
+    """What ``apply_subscription`` did; ``reason`` is created, updated, repaired, stale or unknown customer."""
 
     subscription: Subscription | None
     applied: bool
     created: bool = False
     reason: str = ""
     previous_status: str | None = None
+
+    @property
+    def cancel_pending(self) -> bool:
+        """The row belongs to a deleted organization and Chargebee still bills it: cancel it now."""
+        return self.subscription is not None and awaits_refund_cancel(self.subscription)
+
+
+def awaits_refund_cancel(row: Subscription) -> bool:
+    return row.cancel_reason == CancelReason.ORGANIZATION_DELETED and row.status not in CLOSED_STATUSES
+
+
+def customer_version(customer: dict | None) -> int | None:
+    """The customer's ``resource_version``, or None when absent or not a storable integer."""
+    version = (customer or {}).get("resource_version")
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= MAX_VERSION:
+        return None
+    return version
+
+
+def note_customer_version(organization_id: str, customer: dict | None) -> bool:
+    """Remember the resource_version of the organization's Chargebee customer when it is newer.
+
+    One conditional UPDATE, so concurrent callers need no lock; only the
+    customer the organization is mapped to counts, and never a deleted one.
+    """
+    version = customer_version(customer)
+    if version is None or customer.get("deleted") is True:
+        return False
+    newer = Q(chargebee_customer_version__isnull=True) | Q(chargebee_customer_version__lt=version)
+    organizations = Organization.objects.filter(newer, pk=organization_id, chargebee_customer_id=customer.get("id"))
+    return organizations.update(chargebee_customer_version=version) > 0
 
 
 def find_organization(customer_id: str, customer: dict | None = None, *, lock: bool = False) -> Organization | None:
@@ -117,11 +155,22 @@ def _match(
     return None
 
 
-def _newer(incoming: int | None, stored: int | None) -> bool:
-    """The ordering guard: only a strictly newer ``resource_version`` is applied."""
-    if stored is None:
+def _ordering(snapshot: SubscriptionSnapshot, row: Subscription) -> str:
+    """The ordering guard: "updated" for a newer ``resource_version``, "repaired" for the same
+    version with a mirrored field that differs (Chargebee's copy wins), else "stale"."""
+    incoming, stored = snapshot.fields["resource_version"], row.resource_version
+    if stored is None or (incoming is not None and incoming > stored):
+        return "updated"
+    if incoming == stored and _differs(snapshot, row):
+        return "repaired"
+    return "stale"
+
+
+def _differs(snapshot: SubscriptionSnapshot, row: Subscription) -> bool:
+    if any(getattr(row, name) != value for name, value in snapshot.fields.items()):
         return True
-    return incoming is not None and incoming > stored
+    linked = None if snapshot.deleted else snapshot.id
+    return row.chargebee_subscription_id != linked or (row.deleted_at is not None) != snapshot.deleted
 
 
 def _lifecycle_signals(
@@ -208,13 +257,18 @@ def apply_subscription(
             if row is None:
                 return ApplyResult(None, applied=False, reason="unknown customer")
             organization = Organization.objects.select_for_update().get(pk=row.organization_id)
+        elif (customer_version(customer) or -1) > (organization.chargebee_customer_version or -1):
+            # Compared on the locked row first: most events carry a customer already seen, costing no UPDATE.
+            note_customer_version(organization.pk, customer)
         row = _match(snapshot, customer, customer_org, lock=True)
+        reason = "created"
         if row is not None:
             if row.organization_id != organization.pk:
                 # Another organization's row, found by its Chargebee id: that organization is locked too.
                 organization = Organization.objects.select_for_update().get(pk=row.organization_id)
             row.organization = organization  # cached: the signals read it
-            if not _newer(snapshot.fields["resource_version"], row.resource_version):
+            reason = _ordering(snapshot, row)
+            if reason == "stale":
                 return ApplyResult(row, applied=False, reason="stale", previous_status=row.status)
         created = row is None
         if created:
@@ -229,13 +283,13 @@ def apply_subscription(
             row.deleted_at = row.deleted_at or timezone.now()
         else:
             row.chargebee_subscription_id, row.deleted_at = snapshot.id, None
+        if organization.is_deleted and row.status not in CLOSED_STATUSES and not snapshot.deleted:
+            row.cancel_reason = CancelReason.ORGANIZATION_DELETED
         row.save()
         fired = _lifecycle_signals(previous_status, was_deleted, row, _snapshot_of(row) != before)
         _queue_signals(fired, row, previous_status)
     logger.debug("applied %s snapshot of %s to %s (%s)", event_type or "a", snapshot.id, row.pk, row.status)
-    return ApplyResult(
-        row, applied=True, created=created, reason="created" if created else "updated", previous_status=previous_status
-    )
+    return ApplyResult(row, applied=True, created=created, reason=reason, previous_status=previous_status)
 
 
 def cancel_local_subscriptions(organization: Organization) -> int:
@@ -252,22 +306,3 @@ def cancel_local_subscriptions(organization: Organization) -> int:
         row.save()
         _queue_signals(_lifecycle_signals(previous_status, row.deleted_at is not None, row, True), row, previous_status)
     return len(rows)
-
-
-def remove_customer(customer: dict, subscriptions: list[dict]) -> Organization | None:
-    """Apply a ``customer_deleted``: the subscriptions deleted with it, then unmap the customer.
-
-    The organization keeps its rows (cancelled) and may get a new customer
-    later. Returns None, changing nothing, when no organization uses the customer.
-    """
-    with transaction.atomic():
-        organization = find_organization(customer["id"], customer, lock=True)
-        if organization is None:
-            return None
-        for subscription in subscriptions:
-            apply_subscription(subscription, customer, event_type="subscription_deleted")
-        if organization.chargebee_customer_id == customer["id"]:
-            organization.chargebee_customer_id = None
-            organization.save(update_fields=["chargebee_customer_id", "updated_at"])
-        cancel_local_subscriptions(organization)
-        return organization

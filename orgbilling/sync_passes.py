@@ -96,8 +96,14 @@ def _chargebee(options: SyncOptions) -> PassReport:
     lines = [f"orphaned in Chargebee (no known organization): {sub_id}" for sub_id in summary.orphaned_in_chargebee]
     lines += [f"orphaned locally (gone from Chargebee): {sub_id}" for sub_id in summary.orphaned_locally]
     lines += [f"failed (unreadable snapshot, see the log): {sub_id}" for sub_id in summary.failed]
-    problem = f"{len(summary.failed)} subscriptions could not be applied" if summary.failed else ""
-    return PassReport(str(summary), lines, problem)
+    lines += [f"repaired (Chargebee's copy replaced a local-only change): {sub_id}" for sub_id in summary.repaired]
+    verb = "would cancel" if options.dry_run else "cancelled"
+    lines += [f"{verb} with a full refund (organization deleted): {row}" for row in summary.cancelled_for_deleted]
+    lines += [f"cancellation failed, retried next run (organization deleted): {row}" for row in summary.cancel_failed]
+    problems = [f"{len(summary.failed)} subscriptions could not be applied"] if summary.failed else []
+    if summary.cancel_failed:
+        problems.append(f"{len(summary.cancel_failed)} subscriptions of deleted organizations are still billed")
+    return PassReport(str(summary), lines, "; ".join(problems))
 
 
 register(

@@ -6,12 +6,15 @@
   the Chargebee page; a refusal re-renders the billing page with its message
   and status (400, 403, 409, 429, 502).
 * ``GET /api/subscription/success`` and ``/billing/portal/return``: where
-  Chargebee sends the browser back; they sync, then redirect to ``/billing``.
+  Chargebee sends the browser back; they sync, then redirect to ``/billing``
+  (the success return asks for a sign-in after applying when the session is
+  not the payer's, and shows a notice when the organization was deleted).
 """
 
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -101,8 +104,8 @@ def portal(request: HttpRequest) -> HttpResponse:
 @require_GET
 @back_to_billing
 def portal_return(request: HttpRequest) -> HttpResponse:
-    checkout.resync_subscriptions(request.billing)
-    messages.success(request, _("Your billing details are up to date."), fail_silently=True)
+    if checkout.return_from_portal(request.billing) is not None:
+        messages.success(request, _("Your billing details are up to date."), fail_silently=True)
     return HttpResponseRedirect(reverse("orgbilling:billing"))
 
 
@@ -110,7 +113,27 @@ def portal_return(request: HttpRequest) -> HttpResponse:
 @back_to_billing
 def subscription_success(request: HttpRequest) -> HttpResponse:
     """Chargebee's redirect after checkout; always lands on this site's /billing, whatever the query."""
-    checkout.complete_checkout(
+    returned = checkout.complete_checkout(
         request.billing, subscription_id=request.GET.get("subscriptionId"), hosted_page_id=request.GET.get("id")
     )
-    return HttpResponseRedirect(reverse("orgbilling:billing") + "?success=1")
+    if returned.outcome == checkout.Returned.ORGANIZATION_DELETED:
+        if returned.cancelled:
+            text = _(
+                "%(organization)s was deleted before your payment completed; "
+                "the subscription was cancelled and your payment will be refunded."
+            )
+        else:
+            text = _(
+                "%(organization)s was deleted before your payment completed; "
+                "the subscription is being cancelled and your payment refunded."
+            )
+        message = text % {"organization": returned.organization}
+        return render(request, "orgbilling/notice.html", {"title": _("Payment refunded"), "message": message})
+    billing = reverse("orgbilling:billing")
+    if returned.outcome == checkout.Returned.ALREADY_SUBSCRIBED:
+        already = _("This organization is already subscribed; nothing more was charged.")
+        messages.info(request, already, fail_silently=True)
+    landing = billing if returned.outcome == checkout.Returned.ALREADY_HANDLED else f"{billing}?success=1"
+    if not returned.signed_in:
+        return HttpResponseRedirect(f"{reverse('orgbilling:login')}?returnTo={quote(landing, safe='')}")
+    return HttpResponseRedirect(landing)

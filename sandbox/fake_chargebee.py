@@ -32,6 +32,7 @@ from sandbox.fake_chargebee_store import (
     ChargebeeApiError,
     ChargebeeState,
     Filter,
+    credit_note,
     param_required,
     param_wrong_value,
 )
@@ -272,7 +273,15 @@ class FakeChargebee(ChargebeeState):
     def _cancel_for_items(self, request: _Request, sub_id: str) -> Body:
         params = request.params
         end_of_term = _bool(params.get("end_of_term")) or params.get("cancel_option") == "end_of_term"
-        return self.with_customer(self.cancel_subscription(sub_id, end_of_term, source="api"))
+        credit = _choice(params, "credit_option_for_current_term_charges", ("none", "prorate", "full"))
+        refund = _choice(params, "refundable_credits_handling", ("no_action", "schedule_refund"))
+        if end_of_term and (credit or refund):
+            raise param_wrong_value("end_of_term", "credits and refunds apply only to an immediate cancellation")
+        sub = self.cancel_subscription(sub_id, end_of_term, source="api")
+        body = self.with_customer(sub)
+        if credit in ("full", "prorate"):
+            body["credit_notes"] = [credit_note(sub, credit, refund == "schedule_refund", self.store.now())]
+        return body
 
     def _create_portal_session(self, request: _Request) -> Body:
         customer_id = request.params.get("customer[id]")
@@ -432,6 +441,13 @@ def _int(
 
 def _bool(value: str | None) -> bool:
     return (value or "").lower() == "true"
+
+
+def _choice(params: dict[str, str], param: str, allowed: tuple[str, ...]) -> str | None:
+    value = params.get(param) or None
+    if value is not None and value not in allowed:
+        raise param_wrong_value(param, f"must be one of {', '.join(allowed)}")
+    return value
 
 
 def _customer_fields(params: dict[str, str]) -> Body:

@@ -661,6 +661,28 @@ def paid_invoice(sub: Body, now: int) -> Body:
     }
 
 
+def credit_note(sub: Body, credit_option: str, schedule_refund: bool, now: int) -> Body:
+    """The refundable credit note of an immediate cancellation: the current term in full, or the unused
+    part of it (prorate); with ``schedule_refund`` the amount is refunded to the card, not kept as credit."""
+    total = sum(item.get("amount", 0) for item in sub["subscription_items"])
+    start, end = sub.get("current_term_start"), sub.get("current_term_end")
+    if credit_option == "prorate" and start and end and end > start:
+        total = total * max(0, end - now) // (end - start)
+    return {
+        "id": new_id("cn_"),
+        "customer_id": sub["customer_id"],
+        "subscription_id": sub["id"],
+        "type": "refundable",
+        "reason_code": "subscription_cancellation",
+        "status": "refund_due" if schedule_refund else "adjusted",
+        "total": total,
+        "amount_refunded": 0,
+        "currency_code": "USD",
+        "date": now,
+        "object": "credit_note",
+    }
+
+
 def merge_items(current: list[Body], changes: list[Body], replace: bool) -> list[Body]:
     """checkout_existing semantics: items are updated by item price id, a new plan replaces the
     old plan, other new items are added; `replace_items_list=true` replaces everything."""

@@ -96,7 +96,7 @@ def post_scalekit(client):
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Throttle counters live in the Django cache: every test starts with none."""
+    """Every test starts with an empty Django cache (a throttle may be configured to count there)."""
     from django.core.cache import cache
 
     cache.clear()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from orgbilling.models import AuditEvent, Organization, Subscription, WebhookDelivery
+from orgbilling.models import AuditEvent, OpenedPage, Organization, Subscription, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,7 @@ def test_pages_render_for_a_superuser(admin_client, org, failed_delivery):
     assert detail.status_code == 200 and b"team" in detail.content  # subscriptions inline
     assert admin_client.get("/admin/orgbilling/organization/?q=Acme").status_code == 200
     assert admin_client.get("/admin/orgbilling/subscription/?status=active").status_code == 200
-    Subscription.objects.filter(pk="sub_1").update(hosted_page_ids=["hp_secret_1"])
+    OpenedPage.objects.create(vendor_id="hp_secret_1", kind="checkout", organization=org, subscription_id="sub_1")
     subscription = admin_client.get("/admin/orgbilling/subscription/sub_1/change/").content.decode()
     assert "sub_1" in subscription and "Created at" in subscription and "hp_secret_1" not in subscription
     assert "Created at" in detail.content.decode()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.utils import timezone
@@ -103,25 +105,30 @@ def test_hook_returning_false_denies(settings):
         authorize_reference(context_for(), "org_1", Action.VIEW)
 
 
+def spend(organization_id: str = "org_1", roles=("admin",), user_id: str = "usr_1") -> None:
+    context = replace(context_for(organization_id, roles=roles), user_id=user_id)
+    throttle(context, context.organization)
+
+
 def test_throttle_counts_per_organization(settings):
     settings.ORGBILLING_THROTTLE_RATE = "3/minute"
     for _ in range(3):
-        throttle("org_1")
+        spend()
     with pytest.raises(Throttled) as caught:
-        throttle("org_1")
+        spend(user_id="usr_2")  # another billing manager of the organization shares the budget
     assert 1 <= caught.value.retry_after <= 60
     assert caught.value.status == 429 and caught.value.headers == {"Retry-After": str(caught.value.retry_after)}
-    throttle("org_2")  # another organization has its own budget
+    spend("org_2")  # another organization has its own budget
 
 
 def test_throttle_can_be_disabled(settings):
     settings.ORGBILLING_THROTTLE_RATE = ""
     for _ in range(50):
-        throttle("org_1")
+        spend()
 
 
 @pytest.mark.parametrize("rate", ["ten/minute", "10/fortnight", "10"])
 def test_malformed_rate_says_what_to_set(settings, rate):
     settings.ORGBILLING_THROTTLE_RATE = rate
     with pytest.raises(ImproperlyConfigured, match="ORGBILLING_THROTTLE_RATE"):
-        throttle("org_1")
+        spend()

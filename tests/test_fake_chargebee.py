@@ -274,6 +274,21 @@ def test_cancel_for_items(cb, fake):
     assert types == ["subscription_cancelled", "subscription_cancellation_scheduled"]
 
 
+def test_cancel_now_with_a_full_refund_answers_a_credit_note_to_refund(cb, fake):
+    fake.create_subscription("org_1", "team-monthly", 3, id="sub_1")
+    fake.create_subscription("org_1", "team-monthly", 3, id="sub_2")
+    refund = {"credit_option_for_current_term_charges": "full", "refundable_credits_handling": "schedule_refund"}
+    result = cb.Subscription.cancel_for_items("sub_1", {"end_of_term": False, **refund})
+    assert result.subscription.status == "cancelled"
+    [note] = result.credit_notes
+    assert (note.subscription_id, note.type, note.status, note.total) == ("sub_1", "refundable", "refund_due", 3600)
+    for wrong in ({"credit_option_for_current_term_charges": "all"}, {"end_of_term": True, **refund}):
+        with pytest.raises(InvalidRequestError) as refused:
+            cb.Subscription.cancel_for_items("sub_2", wrong)
+        assert refused.value.api_error_code == "param_wrong_value"
+    assert fake.get_subscription("sub_2")["status"] == "active"
+
+
 @pytest.mark.parametrize(
     "call",
     [

@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from orgbilling import reconcile
 from orgbilling.models import Organization, Subscription
+from orgbilling.subscription_sync import apply_subscription
 from tests.chargebee_payloads import PLAN, pc2_subscription, signal_log
 
 pytestmark = pytest.mark.django_db
@@ -31,14 +32,14 @@ def chargebee(fake_chargebee):
         for customer_id, count in COUNTS.items()
     }
     outdated, current = seeded["cust_a"][:2]
-    for subscription, version in ((outdated, outdated["resource_version"] - 1), (current, current["resource_version"])):
-        Subscription.objects.create(
-            organization=org_a,
-            chargebee_subscription_id=subscription["id"],
-            status="active",
-            seats=1 if subscription is outdated else 2,
-            resource_version=version,
-        )
+    Subscription.objects.create(
+        organization=org_a,
+        chargebee_subscription_id=outdated["id"],
+        status="active",
+        seats=1,
+        resource_version=outdated["resource_version"] - 1,
+    )
+    apply_subscription(current)  # an exact copy: unchanged
     Subscription.objects.create(organization=org_b, chargebee_subscription_id="cb_gone", status="active")
     fake_chargebee.reset_calls()
     return fake_chargebee
@@ -55,7 +56,7 @@ def test_sync_lists_100_a_page_and_applies_everything_once(chargebee, sent, djan
     output = sync(capture=django_capture_on_commit_callbacks)
     assert len(chargebee.calls("GET", "/subscriptions")) == math.ceil(sum(COUNTS.values()) / 100) == 3
     assert len(chargebee.calls()) == 3
-    assert output.splitlines()[-1] == "chargebee: created 243, updated 1, unchanged 1, orphaned 6, failed 0"
+    assert output.splitlines()[-1] == "chargebee: created 243, updated 1, repaired 0, unchanged 1, orphaned 6, failed 0"
     assert "orphaned locally (gone from Chargebee): cb_gone" in output
     assert output.count("orphaned in Chargebee (no known organization)") == 5
     assert Subscription.objects.filter(organization_id="org_a").count() == 150
@@ -68,7 +69,7 @@ def test_a_second_sync_changes_nothing(chargebee, sent, django_capture_on_commit
     sync(capture=django_capture_on_commit_callbacks)
     sent.clear()
     output = sync(capture=django_capture_on_commit_callbacks)
-    assert output.splitlines()[-1] == "chargebee: created 0, updated 0, unchanged 245, orphaned 6, failed 0"
+    assert output.splitlines()[-1] == "chargebee: created 0, updated 0, repaired 0, unchanged 245, orphaned 6, failed 0"
     assert sent == []
 
 
@@ -76,7 +77,8 @@ def test_dry_run_reports_the_same_summary_and_writes_nothing(chargebee, sent, dj
     before = list(Subscription.objects.order_by("pk").values())
     output = sync("--dry-run", capture=django_capture_on_commit_callbacks)
     assert output.splitlines()[-1] == (
-        "chargebee: created 243, updated 1, unchanged 1, orphaned 6, failed 0 (dry run: nothing was written)"
+        "chargebee: created 243, updated 1, repaired 0, unchanged 1, orphaned 6, failed 0"
+        " (dry run: nothing was written)"
     )
     assert list(Subscription.objects.order_by("pk").values()) == before
     assert sent == []
@@ -86,7 +88,7 @@ def test_one_organization_is_listed_by_its_customer(chargebee, django_capture_on
     output = sync("--org", "org_b", capture=django_capture_on_commit_callbacks)
     [call] = chargebee.calls("GET", "/subscriptions")
     assert call.params["customer_id[is]"] == "cust_b"
-    assert output.splitlines()[-1] == "chargebee: created 95, updated 0, unchanged 0, orphaned 1, failed 0"
+    assert output.splitlines()[-1] == "chargebee: created 95, updated 0, repaired 0, unchanged 0, orphaned 1, failed 0"
     assert Subscription.objects.filter(organization_id="org_a").count() == 2  # untouched
 
 
@@ -146,7 +148,7 @@ def test_admin_resync_asks_first_then_syncs_only_the_selected_organizations(
     with django_capture_on_commit_callbacks(execute=True):
         done = admin_client.post("/admin/orgbilling/organization/", {**form, "confirmed": "yes"}, follow=True)
     assert [str(message) for message in done.context["messages"]] == [
-        "org_b: created 95, updated 0, unchanged 0, orphaned 1, failed 0"
+        "org_b: created 95, updated 0, repaired 0, unchanged 0, orphaned 1, failed 0"
     ]
     [call] = chargebee.calls("GET", "/subscriptions")
     assert call.params["customer_id[is]"] == "cust_b"

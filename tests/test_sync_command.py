@@ -66,7 +66,7 @@ def test_since_applies_a_change_missed_by_webhooks_listing_only_what_changed(cha
     assert Subscription.objects.get(chargebee_subscription_id=changed["id"]).seats == 5
     [call] = chargebee.calls("GET", "/subscriptions")
     assert abs(int(call.params["updated_at[after]"]) - (time.time() - 15 * 60)) < 60
-    assert output.splitlines()[-1] == "chargebee: created 0, updated 1, unchanged 0, orphaned 0, failed 0"
+    assert output.splitlines()[-1] == "chargebee: created 0, updated 1, repaired 0, unchanged 0, orphaned 0, failed 0"
     assert "cb_gone" not in output  # only a full run reports local orphans
     assert untouched["id"] not in output
     record = JobRecord.objects.get(name="sync:chargebee")

@@ -1,0 +1,187 @@
+"""Issue 9 items 4 and 5 under real concurrency (PostgreSQL): parallel clicks, and gunicorn with two workers.
+
+Item 4: twenty Subscribe clicks at once each get a hosted page, every page is
+recorded (no lost update, no cap), and every return lands on
+``/billing?success=1``. Item 5: twenty clicks spread over two gunicorn worker
+processes let at most ten through, with the counter in a database row and in
+Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from orgbilling import provisioning
+from orgbilling.models import OpenedPage, Subscription
+from sandbox.fake_chargebee import ChargebeeApiError
+from tests.billing_support import page_id
+from tests.scalekit_support import CLIENT_ID, ScalekitStub
+from tests.worker_support import database_url
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="concurrency needs a shared PostgreSQL"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+CLICKS = 20
+DEADLINE = 60
+
+
+def in_parallel(task, count: int = CLICKS) -> list:
+    """Run ``task(n)`` on ``count`` threads released together; each thread closes its database connection."""
+    start = threading.Barrier(count)
+
+    def run(number: int):
+        try:
+            start.wait(DEADLINE)
+            return task(number)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_item4_twenty_parallel_subscribe_clicks_are_all_recorded_and_every_return_succeeds(
+    fake_chargebee, scalekit, settings
+):
+    settings.ORGBILLING_THROTTLE_RATE = ""  # this test is about recording pages, not the budget
+    provisioning.ensure_customer("org_1", "Acme Corp")
+    bearer = scalekit.bearer()
+
+    def click(_: int) -> dict:
+        response = Client().post("/api/subscription/create", {"seats": 2}, "application/json", **bearer)
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    opened = in_parallel(click)
+    assert OpenedPage.objects.count() == CLICKS  # not one lost
+    assert {page["subscriptionId"] for page in opened} == {Subscription.objects.get().pk}  # one row for all tabs
+    for page in opened:  # each opened page paid in turn; Chargebee takes the first (one subscription id)
+        try:
+            fake_chargebee.complete_hosted_page(page_id(page["url"]))
+        except ChargebeeApiError as refused:
+            assert refused.api_error_code == "duplicate_entry"
+
+    def come_back(number: int) -> str:
+        page = opened[number]
+        url = f"/api/subscription/success?subscriptionId={page['subscriptionId']}&id={page_id(page['url'])}"
+        response = Client().get(url, **bearer)
+        return response["Location"] if response.status_code == 302 else str(response.status_code)
+
+    assert in_parallel(come_back) == ["/billing?success=1"] * CLICKS
+    assert Subscription.objects.get().status == "in_trial"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def redis_available() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def gunicorn(fake_chargebee, tmp_path):
+    """The project under gunicorn (two sync workers) against the test database, a JWKS and the fake Chargebee."""
+    stub = ScalekitStub()
+    children = []
+
+    def start(**extra_env: str) -> str:
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "SANDBOX": "false",
+            "DEBUG": "true",
+            "APP_URL": f"http://127.0.0.1:{port}",
+            "SCALEKIT_ENV_URL": stub.env_url,
+            "SCALEKIT_CLIENT_ID": CLIENT_ID,
+            "SCALEKIT_CLIENT_SECRET": "test-client-secret",
+            "SCALEKIT_COOKIE_ENCRYPTION_SECRET": "test-cookie-encryption-secret",
+            "CHARGEBEE_SITE": "orgbilling-test",
+            "CHARGEBEE_API_KEY": "test_key",
+            "CHARGEBEE_API_BASE_URL": fake_chargebee_url(fake_chargebee),
+            "CHARGEBEE_PLAN_ITEM_PRICE_ID": "team-plan-USD-monthly",
+            # A day-long window: twenty clicks never straddle two windows, so "at most ten" is exact.
+            "ORGBILLING_THROTTLE_RATE": "10/day",
+            "REDIS_URL": "",
+            **extra_env,
+        }
+        gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
+        command = [gunicorn_bin, "billing_project.wsgi:application", f"--bind=127.0.0.1:{port}", "--workers=2"]
+        log = (tmp_path / f"gunicorn-{port}.log").open("w")
+        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        children.append(child)
+        deadline = time.monotonic() + DEADLINE
+        while True:  # bounded wait for the two workers to listen (a real-process test)
+            assert child.poll() is None and time.monotonic() < deadline, (tmp_path / log.name).read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return f"http://127.0.0.1:{port}"
+
+    start.stub = stub
+    yield start
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.wait(DEADLINE)
+    stub.stop()
+
+
+def fake_chargebee_url(fake) -> str:
+    from django.conf import settings
+
+    return settings.CHARGEBEE_API_BASE_URL
+
+
+@pytest.mark.real_time  # waits for gunicorn's workers to listen
+@pytest.mark.parametrize("counter", ["database", "redis"])
+def test_item5_twenty_parallel_clicks_against_two_gunicorn_workers_let_at_most_ten_through(gunicorn, counter):
+    if counter == "redis" and not redis_available():
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    base = gunicorn(REDIS_URL="redis://127.0.0.1:6379/0" if counter == "redis" else "")
+    organization_id = f"org_gu_{uuid.uuid4().hex[:12]}"  # fresh budget, also in a shared Redis
+    token = gunicorn.stub.token(oid=organization_id)
+
+    def click(_: int) -> int:
+        request = Request(
+            f"{base}/api/subscription/create",
+            data=json.dumps({"seats": 2}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urlopen(request, timeout=DEADLINE) as response:
+                return response.status
+        except HTTPError as refused:
+            return refused.code
+
+    statuses = in_parallel(click)
+    assert sorted(set(statuses)) <= [200, 429], statuses
+    assert 1 <= statuses.count(200) <= 10, statuses
