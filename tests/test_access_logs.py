@@ -25,8 +25,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.test_production import PRODUCTION_ENV
+
+pytestmark = pytest.mark.real_time  # runs the README's servers as processes and waits for them
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180  # seconds: migrations and the demo's setup run first
