@@ -8,11 +8,20 @@ from datetime import datetime
 from . import conf
 from .deliveries import Ignored
 from .event_envelope import decode, envelope, storable
+from .models import Organization
 from .provisioning import OrganizationDeleted, apply_organization, delete_organization
+from .seat_counts import membership_changed
 
 # Scalekit ids look like org_43666332410970707; the id is also the Chargebee customer id, whose charset this is.
 ORGANIZATION_ID = re.compile(r"[A-Za-z0-9_.@-]{1,50}")
 ORGANIZATION_EVENTS = ("organization.created", "organization.updated", "organization.deleted")
+# They carry no membership status: each only makes the organization's seat count stale (seat_counts).
+MEMBERSHIP_EVENTS = (
+    "user.organization_membership_created",
+    "user.organization_membership_updated",
+    "user.organization_membership_deleted",
+    "user.organization_invitation",
+)
 
 
 class MalformedEvent(ValueError):
@@ -34,7 +43,19 @@ def parse_event(body: bytes) -> dict:
         for key in ("update_time", "deleted_at"):
             if data.get(key):
                 _timestamp(data[key])
+    elif event["type"] in MEMBERSHIP_EVENTS:
+        _membership_organization(event)
     return event
+
+
+def _membership_organization(event: dict) -> str:
+    """The id of the organization a membership event is about (``data.organization.id``)."""
+    data = event.get("data")
+    organization = data.get("organization") if isinstance(data, dict) else None
+    organization_id = organization.get("id") if isinstance(organization, dict) else None
+    if not isinstance(organization_id, str) or not ORGANIZATION_ID.fullmatch(organization_id):
+        raise MalformedEvent("membership event without a valid data.organization.id")
+    return organization_id
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -52,6 +73,9 @@ def _timestamp(value: str | None) -> datetime | None:
 def handle_event(event: dict) -> None:
     """Apply one recorded Scalekit event (called by ``deliveries.process_delivery``)."""
     kind = event["type"]
+    if kind in MEMBERSHIP_EVENTS:
+        _membership(_membership_organization(event))
+        return
     if kind not in ORGANIZATION_EVENTS:
         raise Ignored(f"event type {kind} is not used by orgbilling")
     data = event["data"]
@@ -71,3 +95,12 @@ def handle_event(event: dict) -> None:
         raise Ignored(str(exc)) from None
     if not applied:
         raise Ignored("stale: an organization snapshot at least as new was already applied")
+
+
+def _membership(organization_id: str) -> None:
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        raise Ignored(f"membership event for unknown organization {organization_id}")
+    if organization.is_deleted:
+        raise Ignored(f"membership event for deleted organization {organization_id}")
+    membership_changed(organization)

@@ -21,6 +21,11 @@ row, or the checkout row before Chargebee's first word about it).
 * ``subscription_updated``: any other change of the stored snapshot (plan,
   seats, items, periods, pause and resume, reactivation, scheduled
   cancellation and its removal). Read ``subscription.is_active`` to decide.
+
+``seat_limit_changed`` is sent with ``sender=Organization`` and the keyword
+arguments ``organization``, ``limit`` and ``previous`` (None: no cap, or none
+set before) after the commit that changed the seat cap orgbilling wants
+Scalekit to enforce (``orgbilling.seat_limits``); Scalekit may confirm it later.
 """
 
 from django.dispatch import Signal
@@ -31,3 +36,4 @@ subscription_cancelled = Signal()
 subscription_deleted = Signal()
 trial_started = Signal()
 trial_ended = Signal()
+seat_limit_changed = Signal()

@@ -16,6 +16,7 @@ from sandbox import organizations, runtime
 from sandbox.chargebee_views import describe
 from sandbox.scalekit_directory import DirectoryError
 
+MEMBER_ACTIONS = ("add_member", "invite", "remove_member", "expire_invite")
 FAULT_STATUSES = {"503": 503, "500": 500, "429": 429}
 RECENT = 25
 
@@ -95,7 +96,9 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     action, name = request.POST.get("action"), request.POST.get("display_name", "").strip()
     org_id = request.POST.get("organization_id", "")
     try:
-        if action in ("create", "rename") and not name:
+        if action in MEMBER_ACTIONS:
+            _member_action(request, action, org_id)
+        elif action in ("create", "rename") and not name:
             messages.error(request, "An organization needs a name.")
         elif action == "create":
             organization = organizations.create(name, request.POST.get("external_id", "").strip())
@@ -111,3 +114,23 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     except DirectoryError as exc:
         messages.error(request, str(exc))
     return redirect("sandbox:organizations")
+
+
+def _member_action(request: HttpRequest, action: str, org_id: str) -> None:
+    """Add, invite, remove or expire a member; beyond the cap Scalekit's refusal is shown (``DirectoryError``)."""
+    email, user_id = request.POST.get("email", "").strip(), request.POST.get("user_id", "")
+    if action in ("add_member", "invite"):
+        if "@" not in email:
+            messages.error(request, "An email address is needed.")
+        elif action == "add_member":
+            organizations.add_member(org_id, email)
+            messages.success(request, f"Added {email}.")
+        else:
+            organizations.invite(org_id, email)
+            messages.success(request, f"Invited {email}.")
+    elif action == "remove_member":
+        user = organizations.remove_member(org_id, user_id)
+        messages.success(request, f"Removed {user['email']}.")
+    else:
+        user = organizations.expire_invite(org_id, user_id)
+        messages.success(request, f"The invite of {user['email']} expired (Scalekit sends no webhook for this).")
