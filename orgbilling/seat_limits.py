@@ -65,29 +65,23 @@ def _plan_items(subscription: Subscription) -> list[dict]:
 def refresh_limit(organization: Organization) -> bool:
     """Store the organization's wanted limit if it changed, and send it once the transaction commits.
 
-    Call it inside the transaction holding the organization's row lock (the
-    caller's change and the wanted limit commit together). Nothing is stored
+    Call it inside the transaction holding the organization's row lock, with
+    the row read under that lock (the caller's change and the wanted limit
+    commit together). Nothing is stored
     or sent for a deleted organization, or when the limit did not change (a
     duplicate or stale event). Returns True when the limit changed.
     """
     if organization.is_deleted:
         return False
-    current = Organization.objects.filter(pk=organization.pk).values(
-        "seat_limit", "seat_limit_status", "seat_limit_version"
-    )[0]
     limit = wanted_limit(organization)
-    never_set = current["seat_limit_status"] == SeatLimitStatus.UNSET
-    if limit == current["seat_limit"] and not (never_set and limit is not None):
+    never_set = organization.seat_limit_status == SeatLimitStatus.UNSET
+    if limit == organization.seat_limit and not (never_set and limit is not None):
         return False
-    previous = None if never_set else current["seat_limit"]
-    Organization.objects.filter(pk=organization.pk).update(
-        seat_limit=limit,
-        seat_limit_version=current["seat_limit_version"] + 1,
-        seat_limit_status=SeatLimitStatus.PENDING,
-        seat_limit_error="",
-        updated_at=timezone.now(),
-    )
+    previous = None if never_set else organization.seat_limit
     organization.seat_limit, organization.seat_limit_status = limit, SeatLimitStatus.PENDING
+    organization.seat_limit_version += 1
+    organization.seat_limit_error = ""
+    organization.save(update_fields=["seat_limit", "seat_limit_status", "seat_limit_version", "seat_limit_error"])
     transaction.on_commit(partial(_announce, organization.pk, limit, previous))
     transaction.on_commit(partial(schedule_send, organization.pk))
     return True

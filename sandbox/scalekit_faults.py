@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass
 
@@ -38,6 +39,12 @@ class Faults:
         self._faults: list[_Fault] = []
         self._holds: list[Hold] = []
         self.calls: list[tuple[str, str]] = []  # (method, path) of every API call answered or failed
+        self._flaky: tuple[float, int, str, random.Random] | None = None
+
+    def fail_randomly(self, ratio: float, status: int = 503, *, path: str = "/api/v1/", seed: int = 0) -> None:
+        """Fail this share of the calls to ``path`` (repeatable with ``seed``); ``ratio`` 0 stops it."""
+        with self._lock:
+            self._flaky = (ratio, status, path, random.Random(seed)) if ratio else None
 
     def hold_next(self, seconds: float, *, path: str = "/api/v1/") -> Hold:
         """Hold the next call to ``path`` (a prefix) for ``seconds`` before applying it, so a later call lands first."""
@@ -64,6 +71,7 @@ class Faults:
             for hold in self._holds:
                 hold.release()
             self._holds.clear()
+            self._flaky = None
 
     def record(self, method: str, path: str) -> None:
         with self._lock:
@@ -77,6 +85,9 @@ class Faults:
         """The status to fail this call with, or None to answer it."""
         with self._lock:
             fault = next((fault for fault in self._faults if path.startswith(fault.path)), None)
+            if fault is None and self._flaky and path.startswith(self._flaky[2]):
+                ratio, status, _, chance = self._flaky
+                return status if chance.random() < ratio else None
             if fault is None:
                 return None
             if fault.passes > 0:
