@@ -125,9 +125,10 @@ def test_a_thousand_seat_changes_with_a_fifth_of_scalekit_calls_failing(mode, se
     ]
     patches = runtime.scalekit_faults().count("PATCH", "/api/v1/organizations/")
     after = "the queue drained" if mode == "queue" else "one orgbilling_sync --seats"
+    before = "queue ran" if mode == "queue" else "sync"
     _record(
         f"| 2. 1,000 seat changes, 100 organizations, 20% of calls failing, {mode} | {elapsed:.1f} s | "
-        f"PATCH calls per change: {patches / 1000:.2f}; unconfirmed after the live path: {live} | "
+        f"PATCH calls per change: {patches / 1000:.2f}; unconfirmed before the {before}: {live} | "
         f"caps equal to the stored limit after {after}: {100 - len(wrong)}/100 |"
     )
     assert not wrong

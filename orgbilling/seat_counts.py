@@ -15,12 +15,15 @@ event for: an expired invite, a blocked member). Page views never count.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from django.db import transaction
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 
 from . import conf
@@ -79,7 +82,34 @@ def membership_changed(organization: Organization) -> None:
 
         transaction.on_commit(partial(recount_seats.enqueue, organization.pk))
     else:
-        transaction.on_commit(partial(recount_quietly, organization.pk))
+        transaction.on_commit(partial(_after_answer, organization.pk))
+
+
+# Inline recounts claimed while a request is being answered run once it is answered (the webhook's 2xx does not
+# wait for Scalekit's list); outside a request (replay, a command) they run at once.
+_answering = threading.local()
+
+
+@receiver(request_started)
+def _request_started(**kwargs) -> None:
+    _answering.pending = []
+
+
+def _after_answer(organization_id: str) -> None:
+    pending = getattr(_answering, "pending", None)
+    if pending is None:
+        recount_quietly(organization_id)
+    else:
+        pending.append(organization_id)
+
+
+@receiver(request_finished)
+def _request_finished(**kwargs) -> None:
+    pending, _answering.pending = getattr(_answering, "pending", None), None
+    if pending:
+        for organization_id in pending:
+            recount_quietly(organization_id)
+        close_old_connections()  # the request's own cleanup already ran; do it again for this work
 
 
 def recount_quietly(organization_id: str) -> SeatCount | None:

@@ -4,9 +4,11 @@ sent, lists members with Scalekit's shapes, enforces the cap, and sends the memb
 from __future__ import annotations
 
 import io
+import json
 import threading
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -20,12 +22,18 @@ from orgbilling.subscription_sync import apply_subscription
 from sandbox import organizations, runtime
 from sandbox.scalekit_directory import DirectoryError
 from tests.chargebee_payloads import CUSTOMER_ID, pc2_customer, pc2_subscription
+from tests.conftest import scalekit_headers
 from tests.sandbox_support import served_app  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORG = "org_80000000000000001"
 SETTINGS_PATH = f"/api/v1/organizations/{ORG}/settings/usermanagement"
+
+
+def settle(app) -> None:
+    """Wait for the fake's webhooks and for what the app does after answering them (the inline recount)."""
+    assert runtime.sender().wait_idle(20) and app.server.wait_idle(20)
 
 
 @pytest.fixture
@@ -35,7 +43,9 @@ def acme(served_app):  # noqa: F811
     directory.create_organization("Acme Corp", org_id=ORG)
     for email in ("ada@acme.test", "max@acme.test"):
         directory.join(ORG, email, "ACTIVE")
-    return Organization.objects.create(id=ORG, display_name="Acme Corp", chargebee_customer_id=CUSTOMER_ID)
+    acme = Organization.objects.create(id=ORG, display_name="Acme Corp", chargebee_customer_id=CUSTOMER_ID)
+    acme.served = served_app
+    return acme
 
 
 @pytest.fixture
@@ -162,7 +172,7 @@ def test_organization_deleted_sends_nothing(acme, changes, fake_chargebee_for_sa
     subscribe(3, version=1)
     sent = patches()
     organizations.delete(ORG)
-    assert runtime.sender().wait_idle(20)
+    settle(acme.served)
     assert Organization.objects.get(pk=ORG).is_deleted
     assert patches() == sent and changes == [(3, None)]
     assert send_limit(ORG) == SeatLimitStatus.UNSET
@@ -181,7 +191,7 @@ def test_members_and_pending_invites_are_counted_from_scalekits_list(acme):
     organizations.invite(ORG, "ivy@acme.test")
     runtime.directory().create_organization("Other", org_id="org_other")
     runtime.directory().join("org_other", "ada@acme.test", "ACTIVE")  # another organization's membership
-    assert runtime.sender().wait_idle(20)
+    settle(acme.served)
 
     acme.refresh_from_db()
     assert (acme.seats_used, acme.seats_pending) == (2, 1)
@@ -191,9 +201,9 @@ def test_members_and_pending_invites_are_counted_from_scalekits_list(acme):
 
 def test_inline_recounts_at_most_once_per_interval_and_the_sync_counts_the_rest(acme):
     organizations.add_member(ORG, "zoe@acme.test")
-    assert runtime.sender().wait_idle(20)
+    settle(acme.served)
     organizations.add_member(ORG, "yan@acme.test")  # within 10 s: only marked stale
-    assert runtime.sender().wait_idle(20)
+    settle(acme.served)
     acme.refresh_from_db()
     assert acme.seats_used == 3 and acme.seats_stale_since is not None
     assert runtime.scalekit_faults().count("GET", f"/api/v1/organizations/{ORG}/users") == 1
@@ -205,7 +215,7 @@ def test_inline_recounts_at_most_once_per_interval_and_the_sync_counts_the_rest(
 
 def test_an_expired_invite_sends_no_event_and_the_full_sync_notices(acme):
     ivy = organizations.invite(ORG, "ivy@acme.test")
-    assert runtime.sender().wait_idle(20)
+    settle(acme.served)
     organizations.expire_invite(ORG, ivy["id"])
     sync()
     acme.refresh_from_db()
@@ -278,8 +288,25 @@ def test_with_no_count_a_decrease_counts_first_and_is_refused_when_scalekit_is_u
 
 def test_a_waiting_recount_claim_is_freed_after_the_interval(acme):
     organizations.add_member(ORG, "zoe@acme.test")
-    assert runtime.sender().wait_idle(20)
+    settle(acme.served)
     Organization.objects.filter(pk=ORG).update(seats_recount_claimed_at=timezone.now() - timedelta(seconds=11))
     organizations.add_member(ORG, "yan@acme.test")
-    assert runtime.sender().wait_idle(20)
+    settle(acme.served)
     assert Organization.objects.get(pk=ORG).seats_used == 4
+
+
+def test_the_inline_recount_runs_after_the_webhook_is_answered(acme, settings):
+    """Scalekit wants its 2xx within 10 s: the answer does not wait for the members list (held here)."""
+    hold = runtime.scalekit_faults().hold_next(30, path=f"/api/v1/organizations/{ORG}/users")
+    event = {"id": "evt_held", "type": "user.organization_invitation", "data": {"organization": {"id": ORG}}}
+    body = json.dumps(event).encode()
+    signed = scalekit_headers(body, secret=settings.SCALEKIT_WEBHOOK_SECRET.split(",")[0])
+    headers = {name[5:].replace("_", "-").lower(): value for name, value in signed.items()}
+
+    response = httpx.post(f"{acme.served}/api/webhooks/scalekit", content=body, headers=headers, timeout=5)
+
+    assert response.status_code == 200 and response.json()["status"] == "processed"
+    assert hold.reached.wait(20) and Organization.objects.get(pk=ORG).seats_used is None  # counting, answered
+    hold.release()
+    settle(acme.served)
+    assert Organization.objects.get(pk=ORG).seats_used == 2
