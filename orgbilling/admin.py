@@ -29,7 +29,7 @@ from django.utils.html import format_html
 from . import audit, conf
 from .audit import AuditEvent
 from .chargebee_gateway import ChargebeeError
-from .models import Organization, Subscription, WebhookDelivery
+from .models import DirectoryUser, Organization, Subscription, WebhookDelivery
 from .reconcile import sync_subscriptions
 from .replay import replay
 from .seat_admin import AtSeatLimit, SeatLimitState, recount_and_send, seats_column
@@ -269,6 +269,16 @@ class SubscriptionAdmin(SupportAdmin):
     def open_in_chargebee(self, request: HttpRequest, queryset: QuerySet[Subscription]):
         links = ((sub, dashboard_url("subscriptions", sub.chargebee_subscription_id or "")) for sub in queryset)
         return self.dashboard_links(request, queryset, title="Open subscriptions in Chargebee?", links=links)
+
+
+@admin.register(DirectoryUser)
+class DirectoryUserAdmin(SupportAdmin):
+    """Directory (SCIM) seats: who is blocked over the limit, in the order they would be released."""
+
+    list_display = ("email", "id", "organization", "active", "blocked", "arrived_at", "deleted_at", "seen_at")
+    list_filter = ("blocked", "active", ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("id", "email", "organization__id", "organization__display_name")
+    list_select_related = ("organization",)
 
 
 @admin.register(WebhookDelivery)

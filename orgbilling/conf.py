@@ -105,6 +105,9 @@ DEFAULTS: dict[str, Any] = {
     # The cap sent to Scalekit for an organization with no entitling subscription: None for no cap (so
     # installing orgbilling never locks anyone out), or a number >= 1 for a free tier.
     "ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION": None,
+    # What counts as a seat used: "memberships" (Scalekit's members and invites; Scalekit enforces the cap) or
+    # "directory" (the organization's active SCIM directory users; orgbilling decides and signals whom to block).
+    "ORGBILLING_SEAT_SOURCE": "memberships",
     # Inline processing: seconds between two member recounts of one organization triggered by webhooks
     # (the rest are left to orgbilling_sync's seat pass). Queue mode: seconds after which a recount task
     # that never ran (a lost worker) no longer blocks queueing another.

@@ -275,6 +275,35 @@ class WebhookDelivery(models.Model):
         return self.lease_until is not None and self.lease_until > now
 
 
+class DirectoryUser(models.Model):
+    """A user of the organization's directory (SCIM), for apps that keep their own users (seat source "directory").
+
+    One row per directory user, kept after deletion so an older event cannot bring it back: ``event_time`` (ns)
+    is that of the newest event or listing applied. A user who wants a seat (active, not deleted) either holds one
+    or is ``blocked`` (over the limit), and blocked users are released in ``arrived_at`` order.
+    """
+
+    id = models.CharField("directory user id", max_length=64, primary_key=True)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="directory_users")
+    email = models.CharField(max_length=255, blank=True)
+    active = models.BooleanField(default=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    blocked = models.BooleanField(default=False, db_index=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    event_time = models.BigIntegerField(default=0)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "arrived_at", "id"]
+
+    def __str__(self) -> str:
+        return self.email or self.id
+
+    @property
+    def wants_seat(self) -> bool:
+        return self.active and self.deleted_at is None
+
+
 class JobLock(models.Model):
     """Who holds a job that must not run twice at once (``orgbilling_sync``), and until when.
 

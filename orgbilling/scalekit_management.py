@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 ORGANIZATIONS_PAGE_SIZE = 100  # Scalekit's largest page of organizations (and of members)
+DIRECTORY_USERS_PAGE_SIZE = 30  # Scalekit's largest page of directory users
 TOKEN_MARGIN = 60  # seconds before expiry a cached token is no longer used
 MAX_RETRY_DELAY = 30.0
 
@@ -190,6 +191,21 @@ class ScalekitManagement:
         """The organization's users (each with all their ``memberships``), 100 a page."""
         path = f"/api/v1/organizations/{quote(organization_id, safe='')}/users"
         return self.iter_pages(path, "users", page_size=ORGANIZATIONS_PAGE_SIZE)
+
+    # -- directory (SCIM) users ---------------------------------------------------------
+    def list_directories(self, organization_id: str) -> list[dict]:
+        body = self.request("GET", f"/api/v1/organizations/{quote(organization_id, safe='')}/directories")
+        return [entry for entry in body.get("directories") or [] if isinstance(entry, dict)]
+
+    def iter_directory_users(
+        self, organization_id: str, directory_id: str, *, updated_after: str | None = None
+    ) -> Iterator[list[dict]]:
+        """The directory's users, 30 a page (Scalekit's largest), only those updated after a time if given."""
+        path = (
+            f"/api/v1/organizations/{quote(organization_id, safe='')}/directories/{quote(directory_id, safe='')}/users"
+        )
+        params = {"updated_after": updated_after} if updated_after else None
+        return self.iter_pages(path, "users", page_size=DIRECTORY_USERS_PAGE_SIZE, params=params)
 
 
 class _Unauthorized(Exception):

@@ -27,6 +27,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from . import conf
+from .directory_seats import directory_mode
 from .errors import BillingProblem
 from .models import Organization, Subscription
 from .scalekit_management import ScalekitError, ScalekitManagement, configured, get_client
@@ -136,7 +137,7 @@ def check_seat_floor(subscription: Subscription, seats: int, client: ScalekitMan
     if seats >= subscription.seats or not configured():
         return
     organization = Organization.objects.get(pk=subscription.organization_id)
-    if organization.seats_used is None:
+    if organization.seats_used is None and not directory_mode():  # directory seats are counted as they change
         try:
             count_members(organization.pk, client)
         except ScalekitError as error:

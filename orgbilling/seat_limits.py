@@ -25,7 +25,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from . import conf, plans, signals
+from . import conf, directory_seats, plans, signals
 from .models import ENTITLING_STATUSES, Organization, SeatLimitStatus, Subscription
 from .scalekit_management import ScalekitError, ScalekitManagement, configured, get_client
 
@@ -82,6 +82,7 @@ def refresh_limit(organization: Organization) -> bool:
     organization.seat_limit_version += 1
     organization.seat_limit_error = ""
     organization.save(update_fields=["seat_limit", "seat_limit_status", "seat_limit_version", "seat_limit_error"])
+    directory_seats.seats_changed(organization)
     transaction.on_commit(partial(_announce, organization.pk, limit, previous))
     transaction.on_commit(partial(schedule_send, organization.pk))
     return True

@@ -4,7 +4,10 @@ It heals what the live path could not finish: a limit whose send failed or
 whose process died after commit, a limit changed by a setting
 (``ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION``), counts left stale by the inline
 recount interval, and what Scalekit sends no event for (an invite expiring,
-a member blocked), which only a full run (no ``--since``) sees.
+a member blocked), which only a full run (no ``--since``) sees. With
+``ORGBILLING_SEAT_SOURCE = "directory"`` it lists each organization's
+directory users instead and repairs their table (``--since``: only users
+updated since), reporting each change.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.db.models import Q
 
+from .directory_seats import directory_mode, sync_directory
 from .models import Organization, SeatLimitStatus
 from .scalekit_management import ScalekitError
 from .seat_counts import count_members
@@ -48,12 +52,16 @@ def sync_seats(options: SyncOptions) -> PassReport:
             rejected += status == SeatLimitStatus.REJECTED
             if status != SeatLimitStatus.CONFIRMED:
                 lines.append(f"limit {status}: {organization_id}")
+    directory = directory_mode()
     to_count = organizations
-    if options.since is not None:
+    if options.since is not None and not directory:  # the directory's listing filters by update time itself
         to_count = organizations.filter(Q(seats_stale_since__isnull=False) | Q(seats_counted_at__isnull=True))
     for organization_id in [] if options.dry_run else to_count.values_list("pk", flat=True):
         try:
-            count_members(organization_id)
+            if directory:
+                lines += sync_directory(organization_id, since=options.since)
+            else:
+                count_members(organization_id)
             counted += 1
         except ScalekitError as error:
             failed.append(organization_id)

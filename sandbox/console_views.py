@@ -12,10 +12,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sandbox import organizations, runtime
+from sandbox import organizations, runtime, scim
 from sandbox.chargebee_views import describe
 from sandbox.scalekit_directory import DirectoryError
 
+DIRECTORY_ACTIONS = ("directory_add", "directory_deactivate", "directory_activate", "directory_remove")
 MEMBER_ACTIONS = ("add_member", "invite", "remove_member", "expire_invite")
 FAULT_STATUSES = {"503": 503, "500": 500, "429": 429}
 RECENT = 25
@@ -91,13 +92,19 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     """Create, rename and delete organizations; each change sends its ``organization.*`` webhook."""
     if request.method == "GET":
         directory = runtime.directory()
-        context = {"organizations": directory.organizations(), "memberships": directory.memberships()}
+        context = {
+            "organizations": directory.organizations(),
+            "memberships": directory.memberships(),
+            "directory_users": [user for org in directory.organizations() for user in scim.users(org["id"])],
+        }
         return render(request, "sandbox/organizations.html", context)
     action, name = request.POST.get("action"), request.POST.get("display_name", "").strip()
     org_id = request.POST.get("organization_id", "")
     try:
         if action in MEMBER_ACTIONS:
             _member_action(request, action, org_id)
+        elif action in DIRECTORY_ACTIONS:
+            _directory_action(request, action, org_id)
         elif action in ("create", "rename") and not name:
             messages.error(request, "An organization needs a name.")
         elif action == "create":
@@ -134,3 +141,18 @@ def _member_action(request: HttpRequest, action: str, org_id: str) -> None:
     else:
         user = organizations.expire_invite(org_id, user_id)
         messages.success(request, f"The invite of {user['email']} expired (Scalekit sends no webhook for this).")
+
+
+def _directory_action(request: HttpRequest, action: str, org_id: str) -> None:
+    """Directory sync (SCIM): add, deactivate, reactivate or remove a directory user; each sends its webhook."""
+    user_id, email = request.POST.get("user_id", ""), request.POST.get("email", "").strip()
+    if action == "directory_add":
+        if "@" not in email:
+            messages.error(request, "An email address is needed.")
+            return
+        user = scim.add(org_id, email)
+    elif action == "directory_remove":
+        user = scim.remove(user_id)
+    else:
+        user = scim.set_active(user_id, action == "directory_activate")
+    messages.success(request, f"Directory user {user['email']}: {action.removeprefix('directory_')} sent.")

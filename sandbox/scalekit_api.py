@@ -19,12 +19,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from sandbox import runtime
+from sandbox import runtime, scim
 from sandbox.scalekit_directory import DirectoryError, Record, membership_status
 
 # grpc status codes Scalekit's REST errors carry beside the HTTP status
 GRPC_CODES = {400: 3, 401: 16, 404: 5, 429: 8, 500: 13, 503: 14}
 MIN_PAGE, MAX_PAGE, DEFAULT_PAGE = 10, 100, 10
+MAX_DIRECTORY_PAGE = 30
 SETTINGS = {"features": [{"enabled": True, "name": "sso"}, {"enabled": False, "name": "dir_sync"}]}
 
 
@@ -58,7 +59,9 @@ def organization_body(organization: Record) -> Record:
     return {**{key: organization.get(key) for key in keys}, "settings": SETTINGS}
 
 
-def _page(request: HttpRequest, key: str, records: list[Record], min_size: int) -> JsonResponse:
+def _page(
+    request: HttpRequest, key: str, records: list[Record], min_size: int, max_size: int = MAX_PAGE
+) -> JsonResponse:
     """One page of ``records`` as Scalekit lists answer (``page_size``, opaque ``page_token``)."""
     try:
         size = int(request.GET.get("page_size") or DEFAULT_PAGE)
@@ -66,8 +69,8 @@ def _page(request: HttpRequest, key: str, records: list[Record], min_size: int) 
         start = int(base64.urlsafe_b64decode(token).decode()) if token else 0
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return _error(400, "invalid page_size or page_token")
-    if not min_size <= size <= MAX_PAGE:
-        return _error(400, f"page_size must be between {min_size} and {MAX_PAGE}")
+    if not min_size <= size <= max_size:
+        return _error(400, f"page_size must be between {min_size} and {max_size}")
     following = start + size if start + size < len(records) else None
     return JsonResponse(
         {
@@ -143,3 +146,27 @@ def organization_detail(request: HttpRequest, organization_id: str) -> JsonRespo
         return JsonResponse({"organization": organization_body(runtime.directory().organization(organization_id))})
     except DirectoryError:
         return _error(404, f"organization {organization_id} not found")
+
+
+@require_GET
+def directories(request: HttpRequest, organization_id: str) -> JsonResponse:
+    if refusal := _refusal(request):
+        return refusal
+    try:
+        return JsonResponse({"directories": [scim.directory(organization_id)]})
+    except DirectoryError:
+        return _error(404, f"organization {organization_id} not found")
+
+
+@require_GET
+def directory_users(request: HttpRequest, organization_id: str, directory_id: str) -> JsonResponse:
+    """Users of one directory (``page_size`` 1-30; ``updated_after``: only users changed since), as Scalekit lists."""
+    if refusal := _refusal(request):
+        return refusal
+    try:
+        if scim.directory(organization_id)["id"] != directory_id:
+            raise DirectoryError(directory_id)
+    except DirectoryError:
+        return _error(404, f"directory {directory_id} not found")
+    listed = scim.users(organization_id, updated_after=request.GET.get("updated_after", ""))
+    return _page(request, "users", [scim.user_body(user) for user in listed], 1, MAX_DIRECTORY_PAGE)
