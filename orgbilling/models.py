@@ -101,10 +101,6 @@ class Organization(models.Model):
             subscriptions = subscriptions.filter(plan_id=plan_id)
         return subscriptions.exists()
 
-    def seat_limit(self) -> int:
-        """How many seats the organization may use: those of its entitling subscriptions (0 without one)."""
-        return self.subscriptions.filter(status__in=ACTIVE_STATUSES).aggregate(seats=models.Sum("seats"))["seats"] or 0
-
 
 class CancelReason(models.TextChoices):
     # A subscription that appeared for a deleted organization: cancelled with a full refund.
