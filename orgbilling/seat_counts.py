@@ -25,6 +25,8 @@ from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from . import conf
 from .directory_seats import directory_mode
@@ -122,10 +124,6 @@ def recount_quietly(organization_id: str) -> SeatCount | None:
         return None
 
 
-def _invites(count: int) -> str:
-    return f"{count} pending invite" + ("" if count == 1 else "s")
-
-
 def check_seat_floor(subscription: Subscription, seats: int, client: ScalekitManagement | None = None) -> None:
     """Refuse (400) a seat decrease that would leave fewer seats than members and pending invites.
 
@@ -143,7 +141,7 @@ def check_seat_floor(subscription: Subscription, seats: int, client: ScalekitMan
         except ScalekitError as error:
             logger.warning("seat floor of %s unknown: %s", organization.pk, error)
             raise BillingProblem(
-                "Seats cannot be reduced right now: the number of members could not be checked. Try again later.",
+                _("Seats cannot be reduced right now: the number of members could not be checked. Try again later."),
                 status=400,
             ) from error
         organization.refresh_from_db()
@@ -155,9 +153,11 @@ def check_seat_floor(subscription: Subscription, seats: int, client: ScalekitMan
     others = limit - subscription.seats if subscription.entitles else limit
     if others + seats >= taken:
         return
-    members = f"{organization.seats_used} member" + ("" if organization.seats_used == 1 else "s")
+    used, pending = organization.seats_used or 0, organization.seats_pending or 0
+    members = ngettext("%(count)d member", "%(count)d members", used) % {"count": used}
+    invites = ngettext("%(count)d pending invite", "%(count)d pending invites", pending) % {"count": pending}
     raise BillingProblem(
-        f"{organization} has {members} and {_invites(organization.seats_pending or 0)}; "
-        f"keep at least {taken - others} seats or remove some.",
+        _("%(organization)s has %(members)s and %(invites)s; keep at least %(seats)d seats or remove some.")
+        % {"organization": organization, "members": members, "invites": invites, "seats": taken - others},
         status=400,
     )

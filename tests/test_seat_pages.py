@@ -31,7 +31,7 @@ def page(scalekit, django_assert_max_num_queries, **claims) -> str:
 def test_the_page_shows_seats_used_against_the_limit_and_warns_when_full(acme, scalekit, django_assert_max_num_queries):
     html = page(scalekit, django_assert_max_num_queries)
     assert "5 of 5 seats used" in html and '<meter min="0" max="5" value="5"' in html
-    assert "including 1 pending invite" in html
+    assert "pending invites included: 1" in html
     assert "New members cannot join Acme Corp until you add seats." in html
 
     Organization.objects.filter(pk="org_1").update(seats_pending=0)
