@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orgbilling', '0007_organization_seats'),
+        ('orgbilling', '0008_organization_seats'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orgbilling', '0006_delivery_lease_and_customer_intent'),
+        ('orgbilling', '0007_billing_guarantees'),
     ]
 
     operations = [
