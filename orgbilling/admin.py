@@ -29,9 +29,10 @@ from django.utils.html import format_html
 from . import audit, conf
 from .audit import AuditEvent
 from .chargebee_gateway import ChargebeeError
-from .models import Organization, Subscription, WebhookDelivery
+from .models import DirectoryUser, Organization, Subscription, WebhookDelivery
 from .reconcile import sync_subscriptions
 from .replay import replay
+from .seat_admin import AtSeatLimit, SeatLimitState, recount_and_send, seats_column
 
 RESYNC_PERMISSION = "orgbilling.resync_organization"
 REPLAY_PERMISSION = "orgbilling.replay_webhookdelivery"
@@ -169,12 +170,25 @@ class AuditEventInline(ReadOnlyInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(SupportAdmin):
-    list_display = ("id", "display_name", "chargebee_customer_id", "deleted_at", "created_at")
+    list_display = (
+        "id",
+        "display_name",
+        "chargebee_customer_id",
+        "seats",
+        "seat_limit_status",
+        "seat_limit_confirmed_at",
+        "deleted_at",
+        "created_at",
+    )
     search_fields = ("id", "display_name", "chargebee_customer_id", "external_id")
-    list_filter = (("deleted_at", admin.EmptyFieldListFilter),)
+    list_filter = (("deleted_at", admin.EmptyFieldListFilter), AtSeatLimit, SeatLimitState)
     readonly_fields = ("scalekit_update_time", "created_at", "updated_at", "audit_trail")
     inlines = [SubscriptionInline, AuditEventInline]
-    actions = ["resync_from_chargebee", "open_in_chargebee"]
+    actions = ["resync_from_chargebee", "recount_seats", "open_in_chargebee"]
+
+    @admin.display(description="seats used / limit")
+    def seats(self, obj: Organization) -> str:
+        return seats_column(obj)
 
     @admin.display(description="Audit trail")
     def audit_trail(self, obj: Organization) -> str:
@@ -209,6 +223,27 @@ class OrganizationAdmin(SupportAdmin):
             run=run,
         )
 
+    @admin.action(description="Recount seats and send the limit to Scalekit again", permissions=["resync"])
+    def recount_seats(self, request: HttpRequest, queryset: QuerySet[Organization]):
+        def run(selected: QuerySet[Organization]) -> None:
+            for organization in selected:
+                ok, answer = recount_and_send(organization)
+                self.message_user(request, f"{organization}: {answer}", messages.SUCCESS if ok else messages.ERROR)
+                outcome = Outcome.DONE if ok else Outcome.FAILED
+                audit.record_staff(
+                    request.user, "recount_seats", outcome=outcome, organization_id=organization.pk, answer=answer
+                )
+
+        return self.confirm_then(
+            request,
+            queryset,
+            title="Recount seats and send the limit again?",
+            action="recount_seats",
+            warning="This lists each organization's members in Scalekit and sets its seat cap there again "
+            "(a rejected limit is tried again).",
+            run=run,
+        )
+
     @admin.action(description="Open in Chargebee's dashboard", permissions=["open"])
     def open_in_chargebee(self, request: HttpRequest, queryset: QuerySet[Organization]):
         links = ((org, dashboard_url("customers", org.chargebee_customer_id or "")) for org in queryset)
@@ -234,6 +269,16 @@ class SubscriptionAdmin(SupportAdmin):
     def open_in_chargebee(self, request: HttpRequest, queryset: QuerySet[Subscription]):
         links = ((sub, dashboard_url("subscriptions", sub.chargebee_subscription_id or "")) for sub in queryset)
         return self.dashboard_links(request, queryset, title="Open subscriptions in Chargebee?", links=links)
+
+
+@admin.register(DirectoryUser)
+class DirectoryUserAdmin(SupportAdmin):
+    """Directory (SCIM) seats: who is blocked over the limit, in the order they would be released."""
+
+    list_display = ("email", "id", "organization", "active", "blocked", "arrived_at", "deleted_at", "seen_at")
+    list_filter = ("blocked", "active", ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("id", "email", "organization__id", "organization__display_name")
+    list_select_related = ("organization",)
 
 
 @admin.register(WebhookDelivery)

@@ -2,7 +2,8 @@
 
 * ``GET /api/session``: 200 ``{userId, email, organizationId, roles}``; 401 signed out.
   It also sets the CSRF cookie that cookie-authenticated POSTs must echo.
-* ``GET /api/subscription``: 200 ``{"subscriptions": [...]}`` from the local table only.
+* ``GET /api/subscription``: 200 ``{"subscriptions": [...], "seatsUsed", "seatsPending", "seatLimit",
+  "seatsCountedAt"}`` from the local tables only (counts null until first counted, ``seatLimit`` null: no cap).
 * ``POST /api/subscription/create``: 200 ``{"mode": "hosted", "url", "subscriptionId"}``;
   400 bad body (``orgbilling.json_input``), plan or seats; 401; 403 (another
   organization, not a billing manager, CSRF); 409 already subscribed; 429
@@ -21,7 +22,7 @@ from .authorization import Action, authorize_reference, require_organization
 from .decorators import billing_api
 from .errors import NotSignedIn
 from .json_input import read_json_object
-from .models import Subscription
+from .models import Organization, Subscription
 
 
 def _subscription(subscription: Subscription) -> dict:
@@ -62,7 +63,18 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
     authorize_reference(context, context.organization_id if context else "", Action.VIEW)
     # The id alone: the organization row itself is not needed (and not loaded) to list its subscriptions.
     listed = checkout.listed_subscriptions(context.organization_id)
-    return JsonResponse({"subscriptions": [_subscription(s) for s in listed]})
+    # The seat counts ride along with the subscriptions' query; a separate one only when there are none.
+    listed = list(listed.select_related("organization"))
+    organization = listed[0].organization if listed else Organization.objects.filter(pk=context.organization_id).first()
+    return JsonResponse(
+        {
+            "subscriptions": [_subscription(s) for s in listed],
+            "seatsUsed": organization.seats_used if organization else None,
+            "seatsPending": organization.seats_pending if organization else None,
+            "seatLimit": organization.seat_limit if organization else None,
+            "seatsCountedAt": organization.seats_counted_at if organization else None,
+        }
+    )
 
 
 @require_POST

@@ -43,6 +43,7 @@ from .links import absolute_url
 from .middleware import BillingContext
 from .models import OpenedPage, Organization, Subscription
 from .provisioning import OrganizationDeleted, ensure_customer
+from .seat_counts import check_seat_floor
 from .statuses import BLOCKING_CHECKOUT
 from .subscription_sync import ApplyResult, apply_subscription, note_customer_version
 
@@ -250,6 +251,7 @@ def change_subscription(
     if (plan.id, quantity) == (subscription.plan_id, subscription.seats):
         raise BillingProblem(_("That is already the subscription's plan and number of seats."), status=400)
     throttle(context, organization)
+    check_seat_floor(subscription, quantity)
     try:
         page = get_gateway().checkout_existing_for_items(
             subscription_id=subscription.chargebee_subscription_id,

@@ -213,3 +213,18 @@ def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register()
+def check_seats(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A free tier of 0 seats would lock every organization without a subscription out of Scalekit."""
+    value = conf.get("ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION")
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return []
+    return [
+        checks.Error(
+            f"ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION is {value!r}.",
+            hint="Use None (no cap without a subscription) or a whole number of at least 1 (a free tier).",
+            id="orgbilling.E020",
+        )
+    ]

@@ -101,6 +101,18 @@ DEFAULTS: dict[str, Any] = {
     "ORGBILLING_THROTTLE_RATE": "10/minute",
     "ORGBILLING_THROTTLE_CACHE": "",
     "REDIS_URL": "",
+    # --- Seats (orgbilling.seat_limits, orgbilling.seat_counts)
+    # The cap sent to Scalekit for an organization with no entitling subscription: None for no cap (so
+    # installing orgbilling never locks anyone out), or a number >= 1 for a free tier.
+    "ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION": None,
+    # What counts as a seat used: "memberships" (Scalekit's members and invites; Scalekit enforces the cap) or
+    # "directory" (the organization's active SCIM directory users; orgbilling decides and signals whom to block).
+    "ORGBILLING_SEAT_SOURCE": "memberships",
+    # Inline processing: seconds between two member recounts of one organization triggered by webhooks
+    # (the rest are left to orgbilling_sync's seat pass). Queue mode: seconds after which a recount task
+    # that never ran (a lost worker) no longer blocks queueing another.
+    "ORGBILLING_SEAT_RECOUNT_INTERVAL": 10,
+    "ORGBILLING_SEAT_RECOUNT_LEASE": 600,
     # --- Plans (orgbilling.plans): a list of dicts; None offers CHARGEBEE_PLAN_ITEM_PRICE_ID alone.
     "ORGBILLING_PLANS": None,
 }

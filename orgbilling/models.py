@@ -18,11 +18,19 @@ from .audit import AuditEvent  # noqa: F401  defined beside its recorder; import
 from .statuses import ENTITLING
 
 ACTIVE_STATUSES = ENTITLING  # the statuses that entitle (orgbilling.statuses has the whole table)
+ENTITLING_STATUSES = ENTITLING  # the name the seat limit reads
 
 
 def new_subscription_id() -> str:
     """A local id short enough (36 chars) to be sent to Chargebee as the subscription id."""
     return f"sub_{uuid.uuid4().hex}"
+
+
+class SeatLimitStatus(models.TextChoices):
+    UNSET = "unset", "never set (no cap wanted)"
+    PENDING = "pending", "waiting for Scalekit"
+    CONFIRMED = "confirmed", "confirmed by Scalekit"
+    REJECTED = "rejected", "rejected by Scalekit"
 
 
 class Organization(models.Model):
@@ -39,6 +47,23 @@ class Organization(models.Model):
     # customer_deleted about an older customer is stale and changes nothing.
     chargebee_customer_version = models.BigIntegerField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # --- Seats (orgbilling.seats). The cap Scalekit should enforce, stored with the change that caused it
+    # and sent after commit; None is "no cap" (sent as 0). The version orders concurrent sends.
+    seat_limit = models.PositiveIntegerField(null=True, blank=True)
+    seat_limit_version = models.PositiveBigIntegerField(default=0)
+    seat_limit_status = models.CharField(
+        max_length=20, choices=SeatLimitStatus.choices, default=SeatLimitStatus.UNSET, db_index=True
+    )
+    seat_limit_confirmed_at = models.DateTimeField("limit confirmed by Scalekit", null=True, blank=True)
+    seat_limit_error = models.CharField(max_length=255, blank=True)
+    # Members counted from Scalekit's list: ACTIVE, and PENDING_INVITE (None: never counted).
+    seats_used = models.PositiveIntegerField(null=True, blank=True)
+    seats_pending = models.PositiveIntegerField(null=True, blank=True)
+    seats_counted_at = models.DateTimeField(null=True, blank=True)
+    # A membership event arrived after the last count (the count is stale until the next one).
+    seats_stale_since = models.DateTimeField(null=True, blank=True)
+    # When a recount was last queued or started: one at a time per organization, however many events arrive.
+    seats_recount_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -57,16 +82,24 @@ class Organization(models.Model):
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def seats_taken(self) -> int | None:
+        """Members plus pending invites, as Scalekit counts them against the cap; None when never counted."""
+        if self.seats_used is None:
+            return None
+        return self.seats_used + (self.seats_pending or 0)
+
+    @property
+    def at_seat_limit(self) -> bool:
+        """True when no one else can join: the members counted fill (or exceed) the limit."""
+        return self.seat_limit is not None and self.seats_taken is not None and self.seats_taken >= self.seat_limit
+
     def subscribed(self, plan_id: str | None = None) -> bool:
         """True when the organization has an active subscription (optionally to ``plan_id``)."""
         subscriptions = self.subscriptions.filter(status__in=ACTIVE_STATUSES)
         if plan_id is not None:
             subscriptions = subscriptions.filter(plan_id=plan_id)
         return subscriptions.exists()
-
-    def seat_limit(self) -> int:
-        """How many seats the organization may use: those of its entitling subscriptions (0 without one)."""
-        return self.subscriptions.filter(status__in=ACTIVE_STATUSES).aggregate(seats=models.Sum("seats"))["seats"] or 0
 
 
 class CancelReason(models.TextChoices):
@@ -122,9 +155,11 @@ class Subscription(models.Model):
         return f"{self.id} ({self.status})"
 
     @property
-    def is_active(self) -> bool:
-        """Whether the subscription grants entitlements right now."""
-        return self.status in ACTIVE_STATUSES
+    def entitles(self) -> bool:
+        """Whether the subscription grants entitlements (and seats) right now."""
+        return self.status in ENTITLING_STATUSES
+
+    is_active = entitles  # the name signals' receivers were told to read
 
     def state(self) -> str:
         """The status with the reason orgbilling cancelled it, e.g. "cancelled: organization deleted"."""
@@ -234,6 +269,35 @@ class WebhookDelivery(models.Model):
     def leased(self, now: datetime) -> bool:
         """Whether an attempt is running and may still finish."""
         return self.lease_until is not None and self.lease_until > now
+
+
+class DirectoryUser(models.Model):
+    """A user of the organization's directory (SCIM), for apps that keep their own users (seat source "directory").
+
+    One row per directory user, kept after deletion so an older event cannot bring it back: ``event_time`` (ns)
+    is that of the newest event or listing applied. A user who wants a seat (active, not deleted) either holds one
+    or is ``blocked`` (over the limit), and blocked users are released in ``arrived_at`` order.
+    """
+
+    id = models.CharField("directory user id", max_length=64, primary_key=True)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="directory_users")
+    email = models.CharField(max_length=255, blank=True)
+    active = models.BooleanField(default=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    blocked = models.BooleanField(default=False, db_index=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    event_time = models.BigIntegerField(default=0)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "arrived_at", "id"]
+
+    def __str__(self) -> str:
+        return self.email or self.id
+
+    @property
+    def wants_seat(self) -> bool:
+        return self.active and self.deleted_at is None
 
 
 class JobLock(models.Model):

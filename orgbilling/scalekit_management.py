@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 ORGANIZATIONS_PAGE_SIZE = 100  # Scalekit's largest page of organizations (and of members)
+DIRECTORY_USERS_PAGE_SIZE = 30  # Scalekit's largest page of directory users
 TOKEN_MARGIN = 60  # seconds before expiry a cached token is no longer used
 MAX_RETRY_DELAY = 30.0
 
@@ -179,6 +180,33 @@ class ScalekitManagement:
             raise ScalekitError("the answer has no organization", http_status=200, code="malformed")
         return organization
 
+    # -- seats ------------------------------------------------------------------
+    def set_max_allowed_users(self, organization_id: str, limit: int) -> dict:
+        """Set the organization's member cap (0: no limit); returns Scalekit's ``settings``."""
+        path = f"/api/v1/organizations/{quote(organization_id, safe='')}/settings/usermanagement"
+        body = self.request("PATCH", path, json={"settings": {"max_allowed_users": limit}})
+        return body.get("settings") if isinstance(body.get("settings"), dict) else {}
+
+    def iter_organization_users(self, organization_id: str) -> Iterator[list[dict]]:
+        """The organization's users (each with all their ``memberships``), 100 a page."""
+        path = f"/api/v1/organizations/{quote(organization_id, safe='')}/users"
+        return self.iter_pages(path, "users", page_size=ORGANIZATIONS_PAGE_SIZE)
+
+    # -- directory (SCIM) users ---------------------------------------------------------
+    def list_directories(self, organization_id: str) -> list[dict]:
+        body = self.request("GET", f"/api/v1/organizations/{quote(organization_id, safe='')}/directories")
+        return [entry for entry in body.get("directories") or [] if isinstance(entry, dict)]
+
+    def iter_directory_users(
+        self, organization_id: str, directory_id: str, *, updated_after: str | None = None
+    ) -> Iterator[list[dict]]:
+        """The directory's users, 30 a page (Scalekit's largest), only those updated after a time if given."""
+        path = (
+            f"/api/v1/organizations/{quote(organization_id, safe='')}/directories/{quote(directory_id, safe='')}/users"
+        )
+        params = {"updated_after": updated_after} if updated_after else None
+        return self.iter_pages(path, "users", page_size=DIRECTORY_USERS_PAGE_SIZE, params=params)
+
 
 class _Unauthorized(Exception):
     """A 401 on an API call: the token is no longer accepted."""
@@ -216,6 +244,14 @@ def _retry_after(response: httpx.Response) -> float:
         return max(0.0, float(response.headers.get("Retry-After") or 0))
     except ValueError:
         return 0.0
+
+
+CREDENTIALS = ("SCALEKIT_ENV_URL", "SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET")
+
+
+def configured() -> bool:
+    """Whether the management API can be called at all (its credentials are set)."""
+    return all(conf.get(name) for name in CREDENTIALS)
 
 
 _clients: dict[tuple, ScalekitManagement] = {}

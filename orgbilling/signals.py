@@ -21,6 +21,19 @@ row, or the checkout row before Chargebee's first word about it).
 * ``subscription_updated``: any other change of the stored snapshot (plan,
   seats, items, periods, pause and resume, reactivation, scheduled
   cancellation and its removal). Read ``subscription.is_active`` to decide.
+
+``seat_limit_changed`` is sent with ``sender=Organization`` and the keyword
+arguments ``organization``, ``limit`` and ``previous`` (None: no cap, or none
+set before) after the commit that changed the seat cap orgbilling wants
+Scalekit to enforce (``orgbilling.seat_limits``); Scalekit may confirm it later.
+
+With ``ORGBILLING_SEAT_SOURCE = "directory"`` (``orgbilling.directory_seats``),
+also with ``sender=Organization``, after commit:
+``seat_limit_exceeded(organization, used, limit, directory_user)`` when a
+directory user's arrival would exceed the limit (the user is recorded as
+blocked: keep them out of your user table), and
+``seat_released(organization, directory_user)`` when a blocked user gets a
+seat (seats added, or someone left): let them in.
 """
 
 from django.dispatch import Signal
@@ -31,3 +44,6 @@ subscription_cancelled = Signal()
 subscription_deleted = Signal()
 trial_started = Signal()
 trial_ended = Signal()
+seat_limit_changed = Signal()
+seat_limit_exceeded = Signal()
+seat_released = Signal()

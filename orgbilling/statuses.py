@@ -5,7 +5,7 @@ writes before Chargebee confirms it. Whether a status
 
 * **entitles**: ``Organization.subscribed()``, ``@subscription_required``
   (pages and ``api=True``), the ``subscribed`` template filter, the API's
-  ``entitled`` field and ``Organization.seat_limit()``;
+  ``entitled`` field and the seat limit (``seat_limits.wanted_limit``);
 * **blocks a new checkout** (409): the organization already has a live
   subscription to change instead (a ``future`` row blocks only once Chargebee
   has confirmed it, i.e. it has a Chargebee id);

@@ -36,7 +36,7 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import signals
+from . import seat_limits, signals
 from .chargebee_snapshot import CLOSED_STATUSES, MAX_VERSION, SubscriptionSnapshot, meta_value
 from .models import CancelReason, Organization, Subscription, new_subscription_id
 
@@ -288,6 +288,7 @@ def apply_subscription(
         row.save()
         fired = _lifecycle_signals(previous_status, was_deleted, row, _snapshot_of(row) != before)
         _queue_signals(fired, row, previous_status)
+        seat_limits.refresh_limit(organization)
     logger.debug("applied %s snapshot of %s to %s (%s)", event_type or "a", snapshot.id, row.pk, row.status)
     return ApplyResult(row, applied=True, created=created, reason=reason, previous_status=previous_status)
 
@@ -305,4 +306,5 @@ def cancel_local_subscriptions(organization: Organization) -> int:
         row.status, row.cancelled_at, row.cancel_at_period_end = Status.CANCELLED, now, False
         row.save()
         _queue_signals(_lifecycle_signals(previous_status, row.deleted_at is not None, row, True), row, previous_status)
+    seat_limits.refresh_limit(organization)
     return len(rows)

@@ -19,6 +19,7 @@ from .chargebee_gateway import ChargebeeError
 from .models import Organization
 from .organization_sync import sync_organizations
 from .reconcile import sync_subscriptions
+from .seat_sync import sync_seats
 
 
 @dataclass(frozen=True)
@@ -120,5 +121,14 @@ register(
         "subscriptions from Chargebee's list (with --since, only those changed since)",
         _chargebee,
         _unset("CHARGEBEE_API_KEY"),
+    )
+)
+register(
+    SyncPass(
+        "seats",
+        "seat limits (work out each one, send those Scalekit has not confirmed) and members counted from Scalekit "
+        "(with --since, only counts made stale by a membership event)",
+        sync_seats,
+        _unset("SCALEKIT_ENV_URL", "SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET"),
     )
 )

@@ -12,10 +12,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sandbox import organizations, runtime
+from sandbox import organizations, runtime, scim
 from sandbox.chargebee_views import describe
 from sandbox.scalekit_directory import DirectoryError
 
+DIRECTORY_ACTIONS = ("directory_add", "directory_deactivate", "directory_activate", "directory_remove")
+MEMBER_ACTIONS = ("add_member", "invite", "remove_member", "expire_invite")
 FAULT_STATUSES = {"503": 503, "500": 500, "429": 429}
 RECENT = 25
 
@@ -90,12 +92,20 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     """Create, rename and delete organizations; each change sends its ``organization.*`` webhook."""
     if request.method == "GET":
         directory = runtime.directory()
-        context = {"organizations": directory.organizations(), "memberships": directory.memberships()}
+        context = {
+            "organizations": directory.organizations(),
+            "memberships": directory.memberships(),
+            "directory_users": [user for org in directory.organizations() for user in scim.users(org["id"])],
+        }
         return render(request, "sandbox/organizations.html", context)
     action, name = request.POST.get("action"), request.POST.get("display_name", "").strip()
     org_id = request.POST.get("organization_id", "")
     try:
-        if action in ("create", "rename") and not name:
+        if action in MEMBER_ACTIONS:
+            _member_action(request, action, org_id)
+        elif action in DIRECTORY_ACTIONS:
+            _directory_action(request, action, org_id)
+        elif action in ("create", "rename") and not name:
             messages.error(request, "An organization needs a name.")
         elif action == "create":
             organization = organizations.create(name, request.POST.get("external_id", "").strip())
@@ -111,3 +121,38 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     except DirectoryError as exc:
         messages.error(request, str(exc))
     return redirect("sandbox:organizations")
+
+
+def _member_action(request: HttpRequest, action: str, org_id: str) -> None:
+    """Add, invite, remove or expire a member; beyond the cap Scalekit's refusal is shown (``DirectoryError``)."""
+    email, user_id = request.POST.get("email", "").strip(), request.POST.get("user_id", "")
+    if action in ("add_member", "invite"):
+        if "@" not in email:
+            messages.error(request, "An email address is needed.")
+        elif action == "add_member":
+            organizations.add_member(org_id, email)
+            messages.success(request, f"Added {email}.")
+        else:
+            organizations.invite(org_id, email)
+            messages.success(request, f"Invited {email}.")
+    elif action == "remove_member":
+        user = organizations.remove_member(org_id, user_id)
+        messages.success(request, f"Removed {user['email']}.")
+    else:
+        user = organizations.expire_invite(org_id, user_id)
+        messages.success(request, f"The invite of {user['email']} expired (Scalekit sends no webhook for this).")
+
+
+def _directory_action(request: HttpRequest, action: str, org_id: str) -> None:
+    """Directory sync (SCIM): add, deactivate, reactivate or remove a directory user; each sends its webhook."""
+    user_id, email = request.POST.get("user_id", ""), request.POST.get("email", "").strip()
+    if action == "directory_add":
+        if "@" not in email:
+            messages.error(request, "An email address is needed.")
+            return
+        user = scim.add(org_id, email)
+    elif action == "directory_remove":
+        user = scim.remove(user_id)
+    else:
+        user = scim.set_active(user_id, action == "directory_activate")
+    messages.success(request, f"Directory user {user['email']}: {action.removeprefix('directory_')} sent.")

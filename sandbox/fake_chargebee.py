@@ -505,6 +505,21 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     block_on_close = False  # a request sleeping for fail_next(timeout_seconds=...) must not hold up stop()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.busy = 0  # requests being handled, including work an app does after answering
+        self.idle = threading.Condition()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self.idle:
+            self.busy += 1
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.idle:
+                self.busy -= 1
+                self.idle.notify_all()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):  # clients that timed out hang up mid-answer
             super().handle_error(request, client_address)
@@ -518,6 +533,12 @@ class RunningServer:
     port: int
     _server: WSGIServer = field(repr=False)
     _thread: threading.Thread = field(repr=False)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no request is being handled (an app's work after its answer included)."""
+        server = self._server
+        with server.idle:  # type: ignore[attr-defined]
+            return server.idle.wait_for(lambda: server.busy == 0, timeout)  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -78,6 +78,39 @@ def organization_event(event_type: str, organization: dict[str, Any]) -> dict[st
     }
 
 
+MEMBERSHIP_EVENT_NAMES = {
+    "user.organization_membership_created": "User Organization Membership Created",
+    "user.organization_membership_deleted": "User Organization Membership Deleted",
+    "user.organization_invitation": "User Organization Invitation",
+}
+
+
+def membership_event(event_type: str, organization: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """A membership event shaped like Scalekit's samples: the organization and the user, no membership status."""
+    organization_data = {key: organization.get(key) for key in ORGANIZATION_FIELDS if key != "deleted_at"}
+    organization_data["update_time"] = organization["update_time"]
+    user_data = {
+        "id": user["id"],
+        "email": user["email"],
+        "external_id": None,
+        "metadata": {},
+        "create_time": user.get("create_time"),
+        "update_time": rfc3339_now(),
+        "user_profile": {"given_name": user["given_name"], "family_name": user["family_name"], "name": user["name"]},
+    }
+    return {
+        "spec_version": "1",
+        "id": scalekit_id("evt_"),
+        "type": event_type,
+        "object": "OrgMembership",
+        "occurred_at": rfc3339_now(),
+        "environment_id": getattr(settings, "SANDBOX_SCALEKIT_ENVIRONMENT_ID", "env_sandbox"),
+        "organization_id": organization["id"],
+        "data": {"organization": organization_data, "user": user_data},
+        "display_name": MEMBERSHIP_EVENT_NAMES[event_type],
+    }
+
+
 def standard_webhooks_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()

@@ -20,6 +20,17 @@ ROLES = ("admin", "member")
 CODE_TTL = 600  # seconds an authorization code may wait for its exchange
 
 
+ACTIVE, PENDING_INVITE, INVITE_EXPIRED = "ACTIVE", "PENDING_INVITE", "INVITE_EXPIRED"
+COUNTED = (ACTIVE, PENDING_INVITE)
+
+
+def membership_status(user: Record, org_id: str) -> str:
+    """A membership's status ("" for none; demo users saved before statuses existed are members)."""
+    if org_id not in user["memberships"]:
+        return ""
+    return (user.get("membership_status") or {}).get(org_id, ACTIVE)
+
+
 class DirectoryError(Exception):
     """A request names something that does not exist (or no longer does)."""
 
@@ -94,18 +105,74 @@ class Directory:
             "family_name": family_name,
             "name": f"{given_name} {family_name}".strip(),
             "memberships": memberships,
+            "create_time": rfc3339_now(),
         }
         return self.store.put("user", user)
 
-    def memberships(self) -> list[tuple[Record, Record, str]]:
-        """(user, organization, role) for every membership whose organization still exists."""
+    def memberships(self) -> list[tuple[Record, Record, str, str]]:
+        """(user, organization, role, status) for every membership whose organization still exists."""
         orgs = {org["id"]: org for org in self.organizations()}
         return [
-            (user, orgs[org_id], role)
+            (user, orgs[org_id], role, membership_status(user, org_id))
             for user in self.users()
             for org_id, role in user["memberships"].items()
             if org_id in orgs
         ]
+
+    # ----- members and the seat cap (Scalekit counts ACTIVE and PENDING_INVITE against it) -------
+
+    def set_max_allowed_users(self, org_id: str, limit: int) -> Record:
+        with self.store.transaction():
+            return self.store.put("organization", dict(self.organization(org_id), max_allowed_users=limit))
+
+    def organization_users(self, org_id: str) -> list[Record]:
+        """Users with a membership (any status) in the organization, oldest first."""
+        users = [user for user in self.store.find("user", []) if org_id in user["memberships"]]
+        return sorted(users, key=lambda user: (user.get("create_time") or "", user["id"]))
+
+    def seats_taken(self, org_id: str) -> int:
+        return sum(membership_status(user, org_id) in COUNTED for user in self.organization_users(org_id))
+
+    def join(self, org_id: str, email: str, status: str, role: str = "member") -> Record:
+        """Add (``ACTIVE``) or invite (``PENDING_INVITE``) ``email``, refused beyond the cap as Scalekit does."""
+        with self.store.transaction():
+            org = self.organization(org_id)
+            user = next((user for user in self.users() if user["email"] == email), None)
+            if user is not None and membership_status(user, org_id) in COUNTED:
+                raise DirectoryError(f"{email} is already in {org['display_name']}")
+            cap = org.get("max_allowed_users") or 0
+            if cap and self.seats_taken(org_id) >= cap:
+                raise DirectoryError(
+                    f"{org['display_name']} has reached its limit of {cap} users (members and pending invites)"
+                )
+            if user is None:
+                name = email.split("@")[0].capitalize()
+                user = {
+                    "id": scalekit_id("usr_"),
+                    "email": email,
+                    "given_name": name,
+                    "family_name": "",
+                    "name": name,
+                    "memberships": {},
+                    "create_time": rfc3339_now(),
+                }
+            user["memberships"][org_id] = role
+            user.setdefault("membership_status", {})[org_id] = status
+            return self.store.put("user", user)
+
+    def set_membership_status(self, org_id: str, user_id: str, status: str | None) -> Record:
+        """Change a membership's status (None removes the membership)."""
+        with self.store.transaction():
+            user = self.user(user_id)
+            if org_id not in user["memberships"]:
+                raise DirectoryError(f"{user['email']} is not in {org_id}")
+            statuses = user.setdefault("membership_status", {})
+            if status is None:
+                del user["memberships"][org_id]
+                statuses.pop(org_id, None)
+            else:
+                statuses[org_id] = status
+            return self.store.put("user", user)
 
     # ----- sign-in grants ---------------------------------------------------------------------
 

@@ -22,6 +22,26 @@ urlpatterns = [
         scalekit_api.organization_detail,
         name="scalekit-api-organization",
     ),
+    path(
+        "scalekit/api/v1/organizations/<str:organization_id>/users",
+        scalekit_api.organization_users,
+        name="scalekit-api-organization-users",
+    ),
+    path(
+        "scalekit/api/v1/organizations/<str:organization_id>/settings/usermanagement",
+        scalekit_api.user_management_settings,
+        name="scalekit-api-usermanagement",
+    ),
+    path(
+        "scalekit/api/v1/organizations/<str:organization_id>/directories",
+        scalekit_api.directories,
+        name="scalekit-api-directories",
+    ),
+    path(
+        "scalekit/api/v1/organizations/<str:organization_id>/directories/<str:directory_id>/users",
+        scalekit_api.directory_users,
+        name="scalekit-api-directory-users",
+    ),
     # Fake Chargebee: CHARGEBEE_API_BASE_URL is /sandbox/chargebee/api/v2; the site's pages beside it.
     re_path(r"^chargebee/api/v2(?:/.*)?$", chargebee_views.api, name="chargebee-api"),
     path("chargebee/pages/v3/<str:page_id>/", chargebee_views.checkout, name="chargebee-checkout"),

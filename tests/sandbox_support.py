@@ -11,7 +11,7 @@ import pytest
 from django.core.wsgi import get_wsgi_application
 
 from sandbox import runtime, settings_overlay
-from sandbox.fake_chargebee import serve
+from sandbox.fake_chargebee import RunningServer, serve
 
 
 def use_sandbox(settings, app_url: str, sandbox_dir) -> None:
@@ -40,11 +40,18 @@ def sandbox(settings, tmp_path):
     runtime.reset()
 
 
+class ServedApp(str):
+    """The served project's base URL, with its server (``.server.wait_idle``: work done after answering too)."""
+
+    server: RunningServer
+
+
 @pytest.fixture
 def served_app(settings, tmp_path):
-    """The whole project on a free local port, the sandbox pointing at it; yields its base URL."""
+    """The whole project on a free local port, the sandbox pointing at it; yields its base URL (a ``ServedApp``)."""
     server = serve(get_wsgi_application())
-    app_url = f"http://127.0.0.1:{server.port}"
+    app_url = ServedApp(f"http://127.0.0.1:{server.port}")
+    app_url.server = server
     settings.ALLOWED_HOSTS = ["127.0.0.1", "testserver"]
     use_sandbox(settings, app_url, tmp_path / "sandbox")
     yield app_url

@@ -27,7 +27,10 @@ def customer(fake_chargebee):
 
 
 def test_subscription_list_reads_the_local_table_in_two_queries(client, scalekit, django_assert_max_num_queries):
-    organization = Organization.objects.create(id="org_1")
+    counted_at = datetime(2030, 1, 1, tzinfo=UTC)
+    organization = Organization.objects.create(
+        id="org_1", seats_used=4, seats_pending=1, seat_limit=5, seats_counted_at=counted_at
+    )
     older = Subscription.objects.create(organization=organization, status="cancelled", chargebee_subscription_id="a")
     newer = Subscription.objects.create(
         organization=organization,
@@ -77,12 +80,23 @@ def test_subscription_list_reads_the_local_table_in_two_queries(client, scalekit
                 "currentPeriodEnd": None,
                 "cancelAtPeriodEnd": False,
             },
-        ]
+        ],
+        "seatsUsed": 4,
+        "seatsPending": 1,
+        "seatLimit": 5,
+        "seatsCountedAt": "2030-01-01T00:00:00Z",
     }
 
 
 def test_unknown_organization_gets_an_empty_list(client, scalekit):
-    assert client.get("/api/subscription", **scalekit.bearer(oid="org_never_seen")).json() == {"subscriptions": []}
+    body = client.get("/api/subscription", **scalekit.bearer(oid="org_never_seen")).json()
+    assert body == {
+        "subscriptions": [],
+        "seatsUsed": None,
+        "seatsPending": None,
+        "seatLimit": None,
+        "seatsCountedAt": None,
+    }
 
 
 def test_bearer_checkout_needs_no_csrf_token_and_costs_two_calls(scalekit, customer, fake_chargebee):

@@ -148,6 +148,23 @@ def sign_in(page, demo: Demo, who: str) -> None:
     page.wait_for_url(f"{demo.url}{demo.billing}/billing")
 
 
+def member_action(page, button: str, email: str) -> None:
+    """Add or invite someone on the fake Scalekit's organizations console (Acme's form)."""
+    page.goto("/sandbox/scalekit/organizations")
+    page.get_by_label("Email to add to or invite into Acme Corp").fill(email)
+    page.get_by_role("button", name=button).click()
+
+
+def billing_shows(page, demo: Demo, text: str) -> None:
+    """Reload /billing until it shows ``text``: membership webhooks and the recount arrive a moment later."""
+    for _ in range(40):
+        page.goto(f"{demo.billing}/billing")
+        if page.get_by_text(text).count():
+            return
+        time.sleep(0.25)
+    playwright_api.expect(page.get_by_text(text)).to_be_visible(timeout=0)
+
+
 def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
     expect = playwright_api.expect
     admin = new_page(browser, demo.url)
@@ -166,9 +183,28 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
 
         # The success route applies the paid checkout itself: the first render already shows it.
         admin.wait_for_url(f"{demo.url}{demo.billing}/billing?success=1")
-        facts = admin.locator("dl")
+        facts = admin.locator("dl").first
         expect(facts).to_contain_text("Active", timeout=0)
         expect(facts).to_contain_text("3", timeout=0)
+
+    console = new_page(browser, demo.url)
+    with evidence("1b-seats", demo, admin, console):
+        # Acme has Ada and Max; the third of its 3 seats goes to Zoe, and Scalekit refuses a fourth person.
+        member_action(console, "Add member to Acme Corp", "zoe@acme.test")
+        expect(console.locator(".messages")).to_contain_text("Added zoe@acme.test")
+        member_action(console, "Invite to Acme Corp", "ivy@acme.test")
+        expect(console.locator(".messages")).to_contain_text("Acme Corp has reached its limit of 3 users")
+        billing_shows(admin, demo, "3 of 3 seats used")
+        expect(admin.get_by_text("New members cannot join Acme Corp until you add seats.")).to_be_visible()
+        admin.locator("#ob-change-seats").fill("4")
+        admin.get_by_role("button", name="Change subscription").click()
+        admin.wait_for_url(re.compile(r"/sandbox/chargebee/pages/v3/"))
+        admin.get_by_label("Card number").fill("4111 1111 1111 1111")
+        admin.get_by_role("button", name=re.compile("^Pay")).click()
+        admin.wait_for_url(f"{demo.url}{demo.billing}/billing?success=1")
+        billing_shows(admin, demo, "3 of 4 seats used")
+        member_action(console, "Invite to Acme Corp", "ivy@acme.test")
+        expect(console.locator(".messages")).to_contain_text("Invited ivy@acme.test")
 
     with evidence("2-portal", demo, admin):
         admin.get_by_role("button", name="Manage billing").click()
@@ -182,7 +218,7 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
     member = new_page(browser, demo.url)
     with evidence("3-member", demo, member):
         sign_in(member, demo, "Max Member")
-        expect(member.locator("dl")).to_contain_text("Non Renewing")
+        expect(member.locator("dl").first).to_contain_text("Non Renewing")
         expect(member.get_by_text("Only billing managers of Acme Corp can change its billing.")).to_be_visible()
         assert member.locator("form[action*='/billing/']").count() == 0
         assert member.get_by_role("button", name=re.compile("Subscribe|Manage billing|Change")).count() == 0
@@ -201,7 +237,7 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         staff.goto("/admin/orgbilling/subscription/")
         subscription = staff.locator("#result_list tbody tr", has_text="Acme Corp")
         expect(subscription).to_contain_text("Non Renewing")
-        expect(subscription.locator("td.field-seats")).to_have_text("3")
+        expect(subscription.locator("td.field-seats")).to_have_text("4")
         staff.goto("/admin/orgbilling/webhookdelivery/")
         deliveries = staff.locator("#result_list")
         for event_type in ("organization.created", "subscription_created", "subscription_cancellation_scheduled"):

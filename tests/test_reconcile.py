@@ -48,7 +48,7 @@ def chargebee(fake_chargebee):
 def sync(*args: str, capture, stderr: io.StringIO | None = None) -> str:
     out = io.StringIO()
     with capture(execute=True):
-        call_command("orgbilling_sync", *args, stdout=out, stderr=stderr or io.StringIO())
+        call_command("orgbilling_sync", "--chargebee", *args, stdout=out, stderr=stderr or io.StringIO())
     return out.getvalue()
 
 
