@@ -215,7 +215,7 @@ def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
-@checks.register()
+@checks.register(TAG)
 def check_seats(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """A free tier of 0 seats would lock every organization without a subscription out of Scalekit."""
     value = conf.get("ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION")
