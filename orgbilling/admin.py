@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import audit, conf
+from .admin_billing_health import BillingProfileInline, DuesInline, PastDueFilter
 from .audit import AuditEvent
 from .chargebee_gateway import ChargebeeError
 from .models import DirectoryUser, Organization, Subscription, WebhookDelivery
@@ -181,9 +182,9 @@ class OrganizationAdmin(SupportAdmin):
         "created_at",
     )
     search_fields = ("id", "display_name", "chargebee_customer_id", "external_id")
-    list_filter = (("deleted_at", admin.EmptyFieldListFilter), AtSeatLimit, SeatLimitState)
+    list_filter = (("deleted_at", admin.EmptyFieldListFilter), AtSeatLimit, SeatLimitState, PastDueFilter)
     readonly_fields = ("scalekit_update_time", "created_at", "updated_at", "audit_trail")
-    inlines = [SubscriptionInline, AuditEventInline]
+    inlines = [SubscriptionInline, DuesInline, BillingProfileInline, AuditEventInline]
     actions = ["resync_from_chargebee", "recount_seats", "open_in_chargebee"]
 
     @admin.display(description="seats used / limit")

@@ -3,11 +3,17 @@
 * ``GET /api/session``: 200 ``{userId, email, organizationId, roles}``; 401 signed out.
   It also sets the CSRF cookie that cookie-authenticated POSTs must echo.
 * ``GET /api/subscription``: 200 ``{"subscriptions": [...], "seatsUsed", "seatsPending", "seatLimit",
-  "seatsCountedAt"}`` from the local tables only (counts null until first counted, ``seatLimit`` null: no cap).
+  "seatsCountedAt", "notices": [{kind, severity, message, url}]}`` from the local tables only (counts null
+  until first counted, ``seatLimit`` null: no cap; the billing profile is joined for the notices).
 * ``POST /api/subscription/create``: 200 ``{"mode": "hosted", "url", "subscriptionId"}``;
   400 bad body (``orgbilling.json_input``), plan or seats; 401; 403 (another
   organization, not a billing manager, CSRF); 409 already subscribed; 429
   throttled; 502 Chargebee failed.
+* ``GET /api/invoices?page=N``: 200 ``{"invoices": [...], "page", "pages", "count"}``,
+  newest first, from the local table; 401; 403 members.
+* ``POST /api/invoices/<id>/pdf``: 200 ``{"url", "validTill"}`` (a fresh Chargebee
+  link); 401; 403 members or CSRF; 404 not the organization's or gone from
+  Chargebee; 429 throttled; 502 Chargebee failed.
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from . import checkout
+from . import checkout, invoice_downloads, notices
 from .authorization import Action, authorize_reference, require_organization
 from .decorators import billing_api
 from .errors import NotSignedIn
 from .json_input import read_json_object
-from .models import Organization, Subscription
+from .models import Invoice, Organization, Subscription
 
 
 def _subscription(subscription: Subscription) -> dict:
@@ -64,7 +70,7 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
     # The id alone: the organization row itself is not needed (and not loaded) to list its subscriptions.
     listed = checkout.listed_subscriptions(context.organization_id)
     # The seat counts ride along with the subscriptions' query; a separate one only when there are none.
-    listed = list(listed.select_related("organization"))
+    listed = list(notices.with_profiles(listed))
     organization = listed[0].organization if listed else Organization.objects.filter(pk=context.organization_id).first()
     return JsonResponse(
         {
@@ -73,6 +79,7 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
             "seatsPending": organization.seats_pending if organization else None,
             "seatLimit": organization.seat_limit if organization else None,
             "seatsCountedAt": organization.seats_counted_at if organization else None,
+            "notices": [notice.as_json() for notice in notices.notices(listed)],
         }
     )
 
@@ -86,3 +93,39 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
         request.billing, reference_id=body.get("referenceId"), plan_id=body.get("planId"), seats=body.get("seats")
     )
     return JsonResponse({"mode": "hosted", "url": hosted.url, "subscriptionId": hosted.subscription_id})
+
+
+def _invoice(invoice: Invoice) -> dict:
+    return {
+        "id": invoice.id,
+        "subscriptionId": invoice.subscription_id,
+        "status": invoice.status,
+        "date": invoice.date,
+        "dueDate": invoice.due_date,
+        "total": invoice.total,
+        "amountPaid": invoice.amount_paid,
+        "amountDue": invoice.amount_due,
+        "currency": invoice.currency,
+        "dunningStatus": invoice.dunning_status or None,
+    }
+
+
+@require_GET
+@billing_api
+def invoices(request: HttpRequest) -> JsonResponse:
+    page = invoice_downloads.invoice_page(request.billing, request.GET.get("page"))
+    return JsonResponse(
+        {
+            "invoices": [_invoice(invoice) for invoice in page],
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "count": page.paginator.count,
+        }
+    )
+
+
+@require_POST
+@billing_api
+def invoice_pdf(request: HttpRequest, invoice_id: str) -> JsonResponse:
+    download = invoice_downloads.download_invoice(request.billing, invoice_id)
+    return JsonResponse({"url": download.url, "validTill": download.valid_till})

@@ -40,9 +40,20 @@ class Action(StrEnum):
     CHANGE = "change"  # plan or seats
     PORTAL = "portal"
     SYNC = "sync"  # pull the organization's state from Chargebee (checkout success, portal return)
+    INVOICES = "invoices"  # list invoices and download their PDFs (they carry the billing address)
+    PAY = "pay"  # pay the dues now on Chargebee's collect_now page
+    PAYMENT_METHOD = "payment_method"  # replace the card on Chargebee's manage_payment_sources page
+    BILLING_DETAILS = "billing_details"  # company, address, VAT or tax id, billing email
 
 
 CHANGES_BILLING = frozenset({Action.SUBSCRIBE, Action.CHANGE, Action.PORTAL})
+# Billing-manager only; unlike changes, still allowed once the organization is deleted.
+MANAGERS_ONLY = {
+    Action.INVOICES: "Ask a billing manager for invoices.",
+    Action.PAY: "Ask a billing manager to pay.",
+    Action.PAYMENT_METHOD: "Ask a billing manager to update the payment method.",
+    Action.BILLING_DETAILS: "Ask a billing manager to change the billing details.",
+}
 
 
 def require_organization(context: BillingContext | None) -> Organization:
@@ -72,6 +83,8 @@ def authorize_reference(context: BillingContext | None, reference_id: str, actio
     organization = require_organization(context)
     if reference_id != context.organization_id:
         raise BillingDenied(_("You can only see and change the billing of the organization you are signed in to."))
+    if action in MANAGERS_ONLY and not is_billing_manager(context):
+        raise BillingDenied(MANAGERS_ONLY[action])
     if action in CHANGES_BILLING:
         if not is_billing_manager(context):
             raise BillingDenied(_("Only billing managers of your organization can change its billing."))

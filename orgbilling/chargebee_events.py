@@ -11,12 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from . import conf
+from .billing_details import apply_customer_details
 from .chargebee_gateway import ChargebeeError, get_gateway
 from .chargebee_snapshot import InvalidSnapshot, SubscriptionSnapshot
 from .customer_sync import Removal, customer_changed, remove_customer
 from .deleted_org_cancellation import cancel_with_refund
 from .deliveries import Ignored
 from .event_envelope import decode, envelope, storable
+from .invoices import InvoiceSnapshot, apply_invoice
+from .payment_sources import apply_card_event, apply_customer_payment, apply_payment_source, read_source
 from .subscription_sync import apply_subscription
 
 MAX_ID_LENGTH = 50  # Chargebee's resource ids (event ids may be longer: the log keeps 255)
@@ -36,8 +39,33 @@ SUBSCRIPTION_EVENTS = (
     "subscription_deleted",
 )
 CUSTOMER_EVENTS = ("customer_changed", "customer_deleted")
+# Each carries content.invoice (the payment ones also the subscription, with its dues).
+INVOICE_EVENTS = (
+    "invoice_generated",
+    "invoice_updated",
+    "invoice_deleted",
+    "payment_succeeded",
+    "payment_failed",
+    "payment_refunded",
+)
+PAYMENT_SOURCE_EVENTS = (
+    "payment_source_added",
+    "payment_source_updated",
+    "payment_source_deleted",
+    "payment_source_expiring",
+    "payment_source_expired",
+)
+CARD_EVENTS = ("card_expiry_reminder", "card_expired")  # the legacy card object, and the customer
+NEEDED_RESOURCE = {
+    **dict.fromkeys(PAYMENT_SOURCE_EVENTS, "payment_source"),
+    **dict.fromkeys(CARD_EVENTS, "card"),
+    **dict.fromkeys(SUBSCRIPTION_EVENTS, "subscription"),
+    **dict.fromkeys(CUSTOMER_EVENTS, "customer"),
+    **dict.fromkeys(INVOICE_EVENTS, "invoice"),
+}
+READERS = {"subscription": SubscriptionSnapshot.read, "invoice": InvoiceSnapshot.read, "payment_source": read_source}
 # Every event type orgbilling acts on: a Chargebee endpoint must send these (orgbilling_health checks it).
-HANDLED_EVENTS = SUBSCRIPTION_EVENTS + CUSTOMER_EVENTS
+HANDLED_EVENTS = tuple(NEEDED_RESOURCE) + ("dunning_updated",)
 
 
 class MalformedEvent(ValueError):
@@ -55,10 +83,11 @@ def _check_resource(value: Any, where: str) -> None:
     resource_id = value.get("id")
     if not storable(resource_id, MAX_ID_LENGTH) or not resource_id.strip():
         raise MalformedEvent(f"{where}.id is missing or not a string of at most {MAX_ID_LENGTH} characters")
-    if where != "content.customer":
+    reader = READERS.get(where.removeprefix("content.").removesuffix("s[]"))
+    if reader is not None:
         # Read the whole snapshot now: a value orgbilling cannot store is a 400 here, not a failed delivery later.
         try:
-            SubscriptionSnapshot.read(value)
+            reader(value)
         except InvalidSnapshot as exc:
             raise MalformedEvent(f"{where}: {exc}") from None
 
@@ -69,7 +98,7 @@ def validate_event(event: Any) -> dict:
     content = event.get("content")
     if not isinstance(content, dict):
         raise MalformedEvent("event content is missing or not an object")
-    for name in ("subscription", "customer"):
+    for name in ("subscription", "customer", "invoice", "payment_source"):
         if name in content:
             _check_resource(content[name], f"content.{name}")
     if "subscriptions" in content:
@@ -77,8 +106,10 @@ def validate_event(event: Any) -> dict:
             raise MalformedEvent("content.subscriptions is not a list")
         for subscription in content["subscriptions"]:
             _check_resource(subscription, "content.subscriptions[]")
-    needed = "subscription" if event["event_type"] in SUBSCRIPTION_EVENTS else "customer"
-    if event["event_type"] in SUBSCRIPTION_EVENTS + CUSTOMER_EVENTS and needed not in content:
+    needed = NEEDED_RESOURCE.get(event["event_type"])
+    if event["event_type"] in CARD_EVENTS and not isinstance(content.get("customer"), dict):
+        raise MalformedEvent(f"{event['event_type']} event without content.customer")
+    if needed is not None and needed not in content:
         raise MalformedEvent(f"{event['event_type']} event without content.{needed}")
     return event
 
@@ -106,6 +137,26 @@ def _customer_changed(content: dict, event_type: str) -> None:
     customer = content["customer"]
     if customer_changed(customer) is None:
         raise _unknown_customer(customer["id"])
+    apply_customer_payment(customer)
+    apply_customer_details(customer)
+
+
+def _payment_source(content: dict, event_type: str) -> None:
+    source = content["payment_source"]
+    result = apply_payment_source(source, content.get("customer"), event_type=event_type)
+    if result.profile is None:
+        raise _unknown_customer(source.get("customer_id"))
+    if not result.applied:
+        raise Ignored(f"{result.reason}: payment source {source['id']}")
+
+
+def _card(content: dict, event_type: str) -> None:
+    customer = content["customer"]
+    result = apply_card_event(content["card"] if isinstance(content["card"], dict) else {}, customer, event_type)
+    if result.profile is None:
+        raise _unknown_customer(customer.get("id"))
+    if not result.applied:
+        raise Ignored("the card on file is not that card, or already has that status")
 
 
 def _customer_deleted(content: dict, event_type: str) -> None:
@@ -117,8 +168,36 @@ def _customer_deleted(content: dict, event_type: str) -> None:
         raise Ignored(f"stale: customer {customer['id']} was made again since this event (a newer resource_version)")
 
 
+def _invoice(content: dict, event_type: str) -> None:
+    """Apply the invoice, and the subscription a payment event carries (its dues changed with it)."""
+    invoice = content["invoice"]
+    result = apply_invoice(invoice, content.get("customer"), event_type=event_type)
+    if result.invoice is None:
+        raise _unknown_customer(invoice.get("customer_id"))
+    subscription_applied = False
+    if isinstance(content.get("subscription"), dict):
+        subscription_applied = apply_subscription(content["subscription"], content.get("customer")).applied
+    if not result.applied and not subscription_applied:
+        raise Ignored(f"stale: invoice {invoice['id']} already has a snapshot at least as new")
+
+
+def _dunning(content: dict, event_type: str) -> None:
+    """``dunning_updated``: the invoice's retries and the subscription's dues, whichever it carries."""
+    applied = False
+    if isinstance(content.get("invoice"), dict):
+        applied = apply_invoice(content["invoice"], content.get("customer"), event_type=event_type).applied
+    if isinstance(content.get("subscription"), dict):
+        applied = apply_subscription(content["subscription"], content.get("customer")).applied or applied
+    if not applied:
+        raise Ignored("nothing newer to apply (unknown customer, or stale)")
+
+
 EVENT_HANDLERS: dict[str, Callable[[dict, str], None]] = {
+    "dunning_updated": _dunning,
+    **dict.fromkeys(PAYMENT_SOURCE_EVENTS, _payment_source),
+    **dict.fromkeys(CARD_EVENTS, _card),
     **dict.fromkeys(SUBSCRIPTION_EVENTS, _apply),
+    **dict.fromkeys(INVOICE_EVENTS, _invoice),
     "customer_changed": _customer_changed,
     "customer_deleted": _customer_deleted,
 }

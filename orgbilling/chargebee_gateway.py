@@ -155,6 +155,12 @@ class ChargebeeGateway:
         result = self._call("customer.update", self.client.Customer.update, customer_id, params, post=True)
         return result.customer.raw_data
 
+    def update_billing_info(self, customer_id: str, *, billing_address: dict[str, str], vat_number: str) -> dict:
+        """Set the customer's billing address and VAT number; Chargebee validates them (``param`` names the field)."""
+        params = {"billing_address": billing_address, "vat_number": vat_number}
+        method = self.client.Customer.update_billing_info
+        return self._call("customer.update_billing_info", method, customer_id, params, post=True).customer.raw_data
+
     # -- subscriptions -----------------------------------------------------
     def list_subscriptions_page(
         self, *, customer_id: str | None = None, updated_after: int | None = None, offset: str | None = None
@@ -181,14 +187,7 @@ class ChargebeeGateway:
 
     def iter_subscriptions(self, *, customer_id: str | None = None, updated_after: int | None = None) -> Iterator[dict]:
         """Every subscription (optionally of one customer, or changed since), 100 per list call."""
-        offset = None
-        while True:
-            entries, offset = self.list_subscriptions_page(
-                customer_id=customer_id, updated_after=updated_after, offset=offset
-            )
-            yield from entries
-            if not offset:
-                return
+        return _every_page(self.list_subscriptions_page, customer_id=customer_id, updated_after=updated_after)
 
     def retrieve_subscription(self, subscription_id: str) -> dict:
         """``{"subscription": ..., "customer": ...}`` as Chargebee has them now."""
@@ -218,6 +217,55 @@ class ChargebeeGateway:
                 raise
             return current.subscription.raw_data
         return result.subscription.raw_data
+
+    # -- invoices ------------------------------------------------------------
+    def list_invoices_page(
+        self, *, customer_id: str | None = None, updated_after: int | None = None, offset: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """One page (up to 100) of invoices, deleted ones included (so the mirror drops them too)."""
+        params: dict[str, Any] = {"limit": PAGE_SIZE, "include_deleted": True}
+        if customer_id:
+            params["customer_id[is]"] = customer_id
+        if updated_after is not None:
+            params["updated_at[after]"] = updated_after
+        if offset:
+            params["offset"] = offset
+        result = self._call("invoice.list", self.client.Invoice.list, params)
+        return [entry.invoice.raw_data for entry in result.list], result.next_offset
+
+    def iter_invoices(self, *, updated_after: int | None = None, customer_id: str | None = None) -> Iterator[dict]:
+        """Every invoice (optionally only those updated after a unix time, or one customer's), 100 per call."""
+        return _every_page(self.list_invoices_page, updated_after=updated_after, customer_id=customer_id)
+
+    def invoice_pdf(self, invoice_id: str) -> dict:
+        """A fresh download link: ``{"download_url", "valid_till"}``. Secret: never store or log it."""
+        return self._call("invoice.pdf", self.client.Invoice.pdf, invoice_id, {}, post=True).download.raw_data
+
+    # -- payment sources -------------------------------------------------------
+    def list_payment_sources_page(
+        self, *, customer_id: str | None = None, updated_after: int | None = None, offset: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """One page (up to 100) of payment sources of every customer (or one)."""
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if customer_id:
+            params["customer_id[is]"] = customer_id
+        if updated_after is not None:
+            params["updated_at[after]"] = updated_after
+        if offset:
+            params["offset"] = offset
+        result = self._call("payment_source.list", self.client.PaymentSource.list, params)
+        return [entry.payment_source.raw_data for entry in result.list], result.next_offset
+
+    def iter_payment_sources(
+        self, *, updated_after: int | None = None, customer_id: str | None = None
+    ) -> Iterator[dict]:
+        return _every_page(self.list_payment_sources_page, updated_after=updated_after, customer_id=customer_id)
+
+    def manage_payment_sources(self, *, customer_id: str, redirect_url: str) -> dict:
+        """A hosted page where the customer replaces the card (its ``url`` is used at once, never stored)."""
+        params = {"customer": {"id": customer_id}, "redirect_url": redirect_url}
+        method = self.client.HostedPage.manage_payment_sources
+        return self._call("hosted_page.manage_payment_sources", method, params, post=True).hosted_page.raw_data
 
     # -- events --------------------------------------------------------------
     def retrieve_event(self, event_id: str) -> dict:
@@ -281,6 +329,13 @@ class ChargebeeGateway:
         result = self._call("hosted_page.acknowledge", self.client.HostedPage.acknowledge, page_id, post=True)
         return result.hosted_page.raw_data
 
+    def collect_now(self, *, customer_id: str, redirect_url: str) -> dict:
+        """A hosted page where the customer pays every due invoice (its ``url`` is used at once, never stored)."""
+        params = {"customer": {"id": customer_id}, "redirect_url": redirect_url}
+        return self._call(
+            "hosted_page.collect_now", self.client.HostedPage.collect_now, params, post=True
+        ).hosted_page.raw_data
+
     def create_portal_session(self, *, customer_id: str, redirect_url: str) -> dict:
         """A single-use portal session; its ``access_url`` must be used at once, never stored."""
         params = {"customer": {"id": customer_id}, "redirect_url": redirect_url}
@@ -306,6 +361,16 @@ def _page_params(
     if gateway_account_id:
         params["card"] = {"gateway_account_id": gateway_account_id}
     return params
+
+
+def _every_page(fetch: Callable[..., tuple[list[dict], str | None]], **filters: Any) -> Iterator[dict]:
+    """Every entry of a list call, following ``next_offset`` page by page."""
+    offset = None
+    while True:
+        entries, offset = fetch(offset=offset, **filters)
+        yield from entries
+        if not offset:
+            return
 
 
 def _retry_after(exc: Exception) -> float:

@@ -95,6 +95,20 @@ def _items(data: dict) -> list[dict]:
     return items + [_item(addon.get("id"), "addon", addon.get("quantity")) for addon in addons]
 
 
+def _dues(data: dict) -> dict[str, Any]:
+    """Past due: Chargebee counts the unpaid invoices, their total and since when (absent: none)."""
+    currency = data.get("currency_code") or ""
+    if not storable(currency, 3):
+        raise InvalidSnapshot("subscription currency_code is not a string of at most 3 characters")
+    count = _integer(data.get("due_invoices_count"), "subscription due_invoices_count") or 0
+    return {
+        "currency": currency,
+        "due_invoices_count": count,
+        "total_dues": (_integer(data.get("total_dues"), "subscription total_dues", MAX_VERSION) or 0) if count else 0,
+        "due_since": _time(data, "due_since") if count else None,
+    }
+
+
 @dataclass(frozen=True)
 class SubscriptionSnapshot:
     """One Chargebee subscription as orgbilling stores it."""
@@ -144,5 +158,6 @@ class SubscriptionSnapshot:
                 "resource_version": _integer(
                     data.get("resource_version"), "subscription resource_version", MAX_VERSION
                 ),
+                **_dues(data),
             },
         )

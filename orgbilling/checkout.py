@@ -42,6 +42,7 @@ from .errors import BillingDenied, BillingProblem, NotFound
 from .links import absolute_url
 from .middleware import BillingContext
 from .models import OpenedPage, Organization, Subscription
+from .opened_pages import first_return, record_page
 from .provisioning import OrganizationDeleted, ensure_customer
 from .seat_counts import check_seat_floor
 from .statuses import BLOCKING_CHECKOUT
@@ -223,19 +224,8 @@ def start_checkout(
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
-    _record_page(context, OpenedPage.Kind.CHECKOUT, page["id"], subscription)
+    record_page(context, OpenedPage.Kind.CHECKOUT, page["id"], subscription)
     return HostedRedirect(page["url"], subscription.id)
-
-
-def _record_page(context: BillingContext, kind: str, vendor_id: str, subscription: Subscription | None = None) -> None:
-    """Record a page or portal session just opened: one INSERT, so concurrent tabs never lose one."""
-    OpenedPage.objects.create(
-        vendor_id=vendor_id,
-        kind=kind,
-        organization_id=context.organization_id,
-        subscription=subscription,
-        user_id=context.user_id,
-    )
 
 
 @audit.billing_action("change", asked=("subscription_id", "plan_id", "seats"), answer=_opened)
@@ -263,7 +253,7 @@ def change_subscription(
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
-    _record_page(context, OpenedPage.Kind.CHANGE, page["id"], subscription)
+    record_page(context, OpenedPage.Kind.CHANGE, page["id"], subscription)
     return HostedRedirect(page["url"], subscription.id)
 
 
@@ -359,7 +349,7 @@ def open_portal(context: BillingContext | None, *, reference_id: str | None = No
         )
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
-    _record_page(context, OpenedPage.Kind.PORTAL, session["id"])
+    record_page(context, OpenedPage.Kind.PORTAL, session["id"])
     return session["access_url"]
 
 
@@ -373,24 +363,21 @@ def return_from_portal(context: BillingContext | None) -> int | None:
     opening was counted. Returns how many subscriptions were read.
     """
     organization = authorize_reference(context, _reference(context, None), Action.SYNC)
-    now = timezone.now()
     sessions = OpenedPage.objects.filter(
         kind=OpenedPage.Kind.PORTAL,
         organization=organization,
         user_id=context.user_id,
-        returned_at__isnull=True,
-        opened_at__gte=now - PORTAL_SESSION_LIFETIME,
+        opened_at__gte=timezone.now() - PORTAL_SESSION_LIFETIME,
     )
-    claimed = list(sessions.values_list("pk", flat=True))
-    if not claimed or not OpenedPage.objects.filter(pk__in=claimed, returned_at__isnull=True).update(returned_at=now):
-        return None
-    if not organization.chargebee_customer_id:
-        return 0
-    try:
-        entries, _ = get_gateway().list_subscriptions_page(customer_id=organization.chargebee_customer_id)
-    except ChargebeeError as exc:
-        OpenedPage.objects.filter(pk__in=claimed, returned_at=now).update(returned_at=None)
-        raise vendor_problem(exc) from exc
+    with first_return(sessions) as first:
+        if not first:
+            return None
+        if not organization.chargebee_customer_id:
+            return 0
+        try:
+            entries, _ = get_gateway().list_subscriptions_page(customer_id=organization.chargebee_customer_id)
+        except ChargebeeError as exc:
+            raise vendor_problem(exc) from exc
     for entry in entries:
         _apply(entry["subscription"], entry.get("customer"))
     cancel_pending(organization)

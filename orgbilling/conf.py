@@ -113,6 +113,9 @@ DEFAULTS: dict[str, Any] = {
     # that never ran (a lost worker) no longer blocks queueing another.
     "ORGBILLING_SEAT_RECOUNT_INTERVAL": 10,
     "ORGBILLING_SEAT_RECOUNT_LEASE": 600,
+    # --- Past due (orgbilling.models, orgbilling.payment_health): days a past-due subscription keeps
+    # its entitlements after due_since.
+    "ORGBILLING_PAST_DUE_GRACE_DAYS": 7,
     # --- Plans (orgbilling.plans): a list of dicts; None offers CHARGEBEE_PLAN_ITEM_PRICE_ID alone.
     "ORGBILLING_PLANS": None,
 }

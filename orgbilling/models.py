@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
+from . import conf
 from .audit import AuditEvent  # noqa: F401  defined beside its recorder; imported here to register it
 from .statuses import ENTITLING
 
@@ -95,8 +97,12 @@ class Organization(models.Model):
         return self.seat_limit is not None and self.seats_taken is not None and self.seats_taken >= self.seat_limit
 
     def subscribed(self, plan_id: str | None = None) -> bool:
-        """True when the organization has an active subscription (optionally to ``plan_id``)."""
-        subscriptions = self.subscriptions.filter(status__in=ACTIVE_STATUSES)
+        """True when the organization has an active subscription (optionally to ``plan_id``).
+
+        A past-due one counts for ``ORGBILLING_PAST_DUE_GRACE_DAYS`` after ``due_since``, then
+        not until its dues are paid: one query still, the grace is a condition of it.
+        """
+        subscriptions = self.subscriptions.filter(status__in=ACTIVE_STATUSES).filter(in_good_standing())
         if plan_id is not None:
             subscriptions = subscriptions.filter(plan_id=plan_id)
         return subscriptions.exists()
@@ -105,6 +111,16 @@ class Organization(models.Model):
 class CancelReason(models.TextChoices):
     # A subscription that appeared for a deleted organization: cancelled with a full refund.
     ORGANIZATION_DELETED = "organization_deleted", "organization deleted"
+
+
+def grace_cutoff() -> datetime:
+    """Dues older than this have used up their grace period."""
+    return timezone.now() - timedelta(days=conf.get("ORGBILLING_PAST_DUE_GRACE_DAYS"))
+
+
+def in_good_standing() -> Q:
+    """Subscriptions with no dues, or dues still within the grace period."""
+    return Q(due_invoices_count=0) | Q(due_since__isnull=True) | Q(due_since__gt=grace_cutoff())
 
 
 class Subscription(models.Model):
@@ -141,6 +157,13 @@ class Subscription(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # Chargebee's resource_version (ms) of the last snapshot applied: the ordering guard.
     resource_version = models.BigIntegerField(null=True, blank=True)
+    # Past due, from the snapshot: unpaid invoices, their total (minor units of currency), since when.
+    currency = models.CharField(max_length=3, blank=True)
+    due_invoices_count = models.PositiveIntegerField(default=0)
+    total_dues = models.BigIntegerField(default=0)
+    due_since = models.DateTimeField(null=True, blank=True)
+    # When grace_period_ended was sent for the current dues (cleared once they are paid).
+    grace_period_ended_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Why orgbilling cancelled (or is cancelling) it in Chargebee itself; empty for Chargebee's own reasons.
     cancel_reason = models.CharField(max_length=30, choices=CancelReason.choices, blank=True)
@@ -156,10 +179,29 @@ class Subscription(models.Model):
 
     @property
     def entitles(self) -> bool:
-        """Whether the subscription grants entitlements (and seats) right now."""
+        """Whether the subscription's status grants entitlements (and seats)."""
         return self.status in ENTITLING_STATUSES
 
-    is_active = entitles  # the name signals' receivers were told to read
+    @property
+    def is_active(self) -> bool:
+        """Whether the subscription grants entitlements right now: past due, only until its grace runs out."""
+        return self.entitles and not self.grace_used_up
+
+    @property
+    def is_past_due(self) -> bool:
+        return self.due_invoices_count > 0
+
+    @property
+    def grace_ends(self) -> datetime | None:
+        if not self.is_past_due or self.due_since is None:
+            return None
+        return self.due_since + timedelta(days=conf.get("ORGBILLING_PAST_DUE_GRACE_DAYS"))
+
+    @property
+    def grace_used_up(self) -> bool:
+        """Past due for longer than the grace period: no entitlements until the dues are paid."""
+        ends = self.grace_ends
+        return ends is not None and ends <= timezone.now()
 
     def state(self) -> str:
         """The status with the reason orgbilling cancelled it, e.g. "cancelled: organization deleted"."""
@@ -182,6 +224,8 @@ class OpenedPage(models.Model):
         CHECKOUT = "checkout"
         CHANGE = "change"
         PORTAL = "portal"
+        PAY = "pay"  # collect_now: paying the dues
+        PAYMENT_METHOD = "payment_method"  # manage_payment_sources: replacing the card
 
     vendor_id = models.CharField("hosted page or portal session id", max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -339,3 +383,88 @@ class JobRecord(models.Model):
         return self.last_failed_at is not None and (
             self.last_succeeded_at is None or self.last_failed_at > self.last_succeeded_at
         )
+
+
+class Invoice(models.Model):
+    """A Chargebee invoice, mirrored so the billing page lists them without calling Chargebee.
+
+    Kept after the subscription ends (an organization's invoices outlive it);
+    one deleted in Chargebee stays as a tombstone (``deleted_at``) so a late,
+    older event cannot bring it back, and is never listed.
+    """
+
+    class Status(models.TextChoices):
+        PAID = "paid"
+        POSTED = "posted"
+        PAYMENT_DUE = "payment_due"
+        NOT_PAID = "not_paid"
+        VOIDED = "voided"
+        PENDING = "pending"
+
+    id = models.CharField("Chargebee invoice id", max_length=50, primary_key=True)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="invoices")
+    # Linked once the subscription is known locally; Chargebee's id is kept to link it when it arrives.
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.SET_NULL, null=True, blank=True, related_name="invoices"
+    )
+    chargebee_subscription_id = models.CharField(max_length=50, blank=True, db_index=True)
+    chargebee_customer_id = models.CharField(max_length=50)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    date = models.DateTimeField(null=True, blank=True)
+    due_date = models.DateTimeField(null=True, blank=True)
+    # Amounts in the currency's minor unit (cents), as Chargebee sends them.
+    total = models.BigIntegerField(default=0)
+    amount_paid = models.BigIntegerField(default=0)
+    amount_due = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True)
+    dunning_status = models.CharField(max_length=20, blank=True)
+    resource_version = models.BigIntegerField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        indexes = [models.Index(fields=["organization", "-date"], name="orgbilling_inv_org_date")]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_void(self) -> bool:
+        return self.status == self.Status.VOIDED
+
+
+class BillingProfile(models.Model):
+    """The organization's card on file and billing details, as its Chargebee customer has them.
+
+    A row of its own (joined, never a query of its own, where notices need it) so the
+    organization row stays what Scalekit says. Each half has its own ordering guard: the
+    payment source's ``resource_version`` and the customer's.
+    """
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="billing_profile"
+    )
+    # The customer's primary payment source.
+    payment_source_id = models.CharField(max_length=50, blank=True)
+    payment_type = models.CharField(max_length=40, blank=True)  # card, direct_debit, paypal_express_checkout, ...
+    payment_status = models.CharField(max_length=30, blank=True)  # valid, expiring, expired, invalid, ...
+    card_brand = models.CharField(max_length=30, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_expiry_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_expiry_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    payment_source_version = models.BigIntegerField(null=True, blank=True)
+    # Billing details for B2B invoices, from the customer (billing_address, vat_number).
+    company = models.CharField(max_length=250, blank=True)
+    billing_email = models.CharField(max_length=70, blank=True)
+    vat_number = models.CharField(max_length=20, blank=True)
+    billing_address = models.JSONField(default=dict, blank=True)  # line1, line2, city, state, zip, country
+    customer_version = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"billing profile of {self.organization_id}"
+
+    @property
+    def has_card(self) -> bool:
+        return bool(self.payment_source_id)

@@ -34,6 +34,16 @@ directory user's arrival would exceed the limit (the user is recorded as
 blocked: keep them out of your user table), and
 ``seat_released(organization, directory_user)`` when a blocked user gets a
 seat (seats added, or someone left): let them in.
+
+Payment health, sent after commit like the others:
+
+* ``payment_failed`` (``sender=Invoice``, ``organization``, ``invoice``): an
+  invoice became due (its payment failed); once per invoice, not per retry.
+* ``payment_recovered`` (``sender=Subscription``, ``organization``,
+  ``subscription``): the subscription's due invoices count went back to 0.
+* ``grace_period_ended`` (``sender=Subscription``, ``organization``,
+  ``subscription``): it stayed past due for ``ORGBILLING_PAST_DUE_GRACE_DAYS``
+  and stopped granting entitlements; sent once, by ``orgbilling_sync``.
 """
 
 from django.dispatch import Signal
@@ -47,3 +57,6 @@ trial_ended = Signal()
 seat_limit_changed = Signal()
 seat_limit_exceeded = Signal()
 seat_released = Signal()
+payment_failed = Signal()
+payment_recovered = Signal()
+grace_period_ended = Signal()

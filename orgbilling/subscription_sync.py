@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from . import seat_limits, signals
 from .chargebee_snapshot import CLOSED_STATUSES, MAX_VERSION, SubscriptionSnapshot, meta_value
-from .models import CancelReason, Organization, Subscription, new_subscription_id
+from .models import CancelReason, Invoice, Organization, Subscription, new_subscription_id
 
 logger = logging.getLogger(__name__)
 
@@ -275,6 +275,7 @@ def apply_subscription(
             row = _new_row(snapshot, organization)
         previous_status = _known_status(row)
         was_deleted, before = row.deleted_at is not None, _snapshot_of(row)
+        was_linked, was_due = row.chargebee_subscription_id == snapshot.id, row.due_invoices_count > 0
         for name, value in snapshot.fields.items():
             setattr(row, name, value)
         if snapshot.deleted:
@@ -285,8 +286,17 @@ def apply_subscription(
             row.chargebee_subscription_id, row.deleted_at = snapshot.id, None
         if organization.is_deleted and row.status not in CLOSED_STATUSES and not snapshot.deleted:
             row.cancel_reason = CancelReason.ORGANIZATION_DELETED
+        if not row.due_invoices_count:
+            row.grace_period_ended_at = None  # the next dues get a grace period (and its signal) of their own
         row.save()
+        if row.chargebee_subscription_id and not was_linked:
+            # Invoices that arrived before their subscription are linked now.
+            Invoice.objects.filter(
+                organization=organization, chargebee_subscription_id=snapshot.id, subscription__isnull=True
+            ).update(subscription=row)
         fired = _lifecycle_signals(previous_status, was_deleted, row, _snapshot_of(row) != before)
+        if was_due and not row.due_invoices_count:
+            fired.append(signals.payment_recovered)
         _queue_signals(fired, row, previous_status)
         seat_limits.refresh_limit(organization)
     logger.debug("applied %s snapshot of %s to %s (%s)", event_type or "a", snapshot.id, row.pk, row.status)

@@ -16,8 +16,10 @@ from datetime import datetime
 
 from . import conf
 from .chargebee_gateway import ChargebeeError
+from .mirror_sync import PassSummary, sync_invoices, sync_payment_sources
 from .models import Organization
 from .organization_sync import sync_organizations
+from .payment_health import end_grace_periods
 from .reconcile import sync_subscriptions
 from .seat_sync import sync_seats
 
@@ -130,5 +132,58 @@ register(
         "(with --since, only counts made stale by a membership event)",
         sync_seats,
         _unset("SCALEKIT_ENV_URL", "SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET"),
+    )
+)
+
+def _mirror(run: Callable[..., PassSummary], unit: str) -> Callable[[SyncOptions], PassReport]:
+    """A pass over a list of Chargebee objects applied through their mirror (invoices, payment sources)."""
+
+    def run_pass(options: SyncOptions) -> PassReport:
+        organization = options.organization
+        customer_id = (organization.chargebee_customer_id or organization.id) if organization else None
+        try:
+            summary = run(
+                since=options.since,
+                customer_id=customer_id,
+                dry_run=options.dry_run,
+                progress=lambda done: options.progress(unit, done),
+            )
+        except ChargebeeError as exc:
+            return PassReport("stopped", problem=f"sync stopped: {exc}")
+        lines = [f"failed (unreadable, see the log): {object_id}" for object_id in summary.failed]
+        problem = f"{len(summary.failed)} {unit} could not be applied" if summary.failed else ""
+        return PassReport(str(summary), lines, problem)
+
+    return run_pass
+
+
+def _grace_periods(options: SyncOptions) -> PassReport:
+    ended = end_grace_periods(dry_run=options.dry_run)
+    would = "would be " if options.dry_run else ""
+    return PassReport(f"grace period ended for {len(ended)}", [f"{would}past grace: {row.pk}" for row in ended])
+
+
+register(
+    SyncPass(
+        "invoices",
+        "invoices from Chargebee's list (deleted ones too)",
+        _mirror(sync_invoices, "invoices"),
+        _unset("CHARGEBEE_API_KEY"),
+    )
+)
+register(
+    SyncPass(
+        "payment-sources",
+        "every customer's payment sources from Chargebee's list",
+        _mirror(sync_payment_sources, "payment sources"),
+        _unset("CHARGEBEE_API_KEY"),
+    )
+)
+register(
+    SyncPass(
+        "grace-periods",
+        "past-due subscriptions whose grace ran out: send grace_period_ended once (no vendor call)",
+        _grace_periods,
+        lambda: [],
     )
 )

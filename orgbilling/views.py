@@ -9,6 +9,14 @@
   Chargebee sends the browser back; they sync, then redirect to ``/billing``
   (the success return asks for a sign-in after applying when the session is
   not the payer's, and shows a notice when the organization was deleted).
+* ``POST /billing/pay``: 303 to Chargebee's page collecting the dues; ``GET
+  /billing/pay/return`` re-reads them and redirects to ``/billing`` (never refused).
+* ``POST /billing/payment-method``: 303 to Chargebee's manage_payment_sources
+  page; ``GET /billing/payment-method/return`` re-reads the card (never refused).
+* ``POST /billing/details``: billing details to Chargebee; its validation
+  errors are shown on the field (400), then 303 back to ``/billing``.
+* ``POST /billing/invoices/<id>/pdf``: 303 to a fresh Chargebee download link
+  (403 members, 404 another organization's or gone, 429, 502 on the page).
 """
 
 from __future__ import annotations
@@ -16,24 +24,29 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import quote
 
+from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from . import checkout, plans
+from . import billing_details, checkout, invoice_downloads, payment_health, payment_sources, plans
 from .authorization import Action, authorize_reference, is_billing_manager
 from .decorators import View, back_to_billing, problem_page, see_other
 from .errors import BillingProblem, NotFound, NotSignedIn
 
 
-def _billing_page(request: HttpRequest, problem: BillingProblem | None = None) -> HttpResponse:
+def _billing_page(
+    request: HttpRequest, problem: BillingProblem | None = None, details_form: forms.Form | None = None
+) -> HttpResponse:
     context = request.billing
     organization = context.organization
     subscription = checkout.current_subscription(organization)
+    can_manage = is_billing_manager(context)
     response = render(
         request,
         "orgbilling/billing.html",
@@ -42,7 +55,12 @@ def _billing_page(request: HttpRequest, problem: BillingProblem | None = None) -
             "subscription": subscription,
             "subscription_plan": plans.find(subscription.plan_id) if subscription else None,
             "plans": plans.catalog(),
-            "can_manage": is_billing_manager(context),
+            "can_manage": can_manage,
+            "past_due": payment_health.past_due(subscription),
+            "profile": (profile := payment_sources.profile_of(organization)),
+            "card_warning": payment_sources.card_warning(profile, timezone.localdate()),
+            "details_form": details_form or billing_details.BillingDetailsForm.for_profile(profile),
+            "invoices": invoice_downloads.invoice_page(context, request.GET.get("invoices")) if can_manage else None,
             "success": request.GET.get("success") == "1" and problem is None,
             "problem": problem,
         },
@@ -57,9 +75,9 @@ def billing_form(view: View) -> View:
     """POST forms of the billing page: CSRF-protected; a refusal is shown on the billing page."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest) -> HttpResponse:
+    def wrapped(request: HttpRequest, **kwargs: str) -> HttpResponse:
         try:
-            return view(request)
+            return view(request, **kwargs)
         except (NotSignedIn, NotFound) as problem:
             return problem_page(request, problem)
         except BillingProblem as problem:
@@ -137,3 +155,56 @@ def subscription_success(request: HttpRequest) -> HttpResponse:
     if not returned.signed_in:
         return HttpResponseRedirect(f"{reverse('orgbilling:login')}?returnTo={quote(landing, safe='')}")
     return HttpResponseRedirect(landing)
+
+
+@billing_form
+def invoice_pdf(request: HttpRequest, invoice_id: str) -> HttpResponse:
+    return see_other(invoice_downloads.download_invoice(request.billing, invoice_id).url)
+
+
+@billing_form
+def pay(request: HttpRequest) -> HttpResponse:
+    return see_other(payment_health.pay_now(request.billing))
+
+
+@require_GET
+@back_to_billing
+def pay_return(request: HttpRequest) -> HttpResponse:
+    if payment_health.payment_return(request.billing, request.GET.get("id")):
+        messages.success(request, _("Thank you: your payment is recorded."), fail_silently=True)
+    else:
+        messages.info(request, _("Your payment is being processed; this page shows it shortly."), fail_silently=True)
+    return HttpResponseRedirect(reverse("orgbilling:billing"))
+
+
+@billing_form
+def payment_method(request: HttpRequest) -> HttpResponse:
+    return see_other(payment_health.update_payment_method(request.billing))
+
+
+@require_GET
+@back_to_billing
+def payment_method_return(request: HttpRequest) -> HttpResponse:
+    if payment_health.payment_method_return(request.billing, request.GET.get("id")):
+        messages.success(request, _("Your payment method is up to date."), fail_silently=True)
+    else:
+        updating = _("Your payment method is being updated; this page shows it shortly.")
+        messages.info(request, updating, fail_silently=True)
+    return HttpResponseRedirect(reverse("orgbilling:billing") + "#payment-method")
+
+
+@billing_form
+def details(request: HttpRequest) -> HttpResponse:
+    billing_details.authorize_edit(request.billing)
+    form = billing_details.BillingDetailsForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise BillingProblem(_("Check the billing details: some fields need a correction."))
+        billing_details.update_details(request.billing, form.cleaned_data)
+    except billing_details.FieldRefused as refused:
+        form.add_error(refused.field or None, refused.message)
+        return _billing_page(request, refused, details_form=form)
+    except BillingProblem as problem:
+        return _billing_page(request, problem, details_form=form)
+    messages.success(request, _("Your billing details are saved."), fail_silently=True)
+    return HttpResponseRedirect(reverse("orgbilling:billing") + "#billing-details")

@@ -25,6 +25,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from sandbox import fake_chargebee_customers, fake_chargebee_invoices, fake_chargebee_payment_sources
+from sandbox.fake_chargebee_customers import CustomersMixin
+from sandbox.fake_chargebee_invoices import InvoicingMixin
+from sandbox.fake_chargebee_payment_sources import PaymentSourcesMixin
 from sandbox.fake_chargebee_store import (
     CUSTOMER_FIELDS,
     Body,
@@ -77,7 +81,7 @@ class _Request:
     site_url: str  # scheme://host plus whatever the app is mounted under, before /api/v2
 
 
-class FakeChargebee(ChargebeeState):
+class FakeChargebee(InvoicingMixin, PaymentSourcesMixin, CustomersMixin, ChargebeeState):
     """A WSGI app serving Chargebee's API under any path prefix ending in /api/v2.
 
     `api_key=None` accepts any non-empty key. The request log (`calls`) and fault injection
@@ -489,6 +493,9 @@ _ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Body]]] = [
         ("GET", r"/events", FakeChargebee._list_events),
         ("GET", r"/events/([^/]+)", FakeChargebee._retrieve_event),
         ("GET", r"/webhook_endpoints", FakeChargebee._list_webhook_endpoints),
+        *fake_chargebee_invoices.ROUTES,
+        *fake_chargebee_payment_sources.ROUTES,
+        *fake_chargebee_customers.ROUTES,
     ]
 ]
 

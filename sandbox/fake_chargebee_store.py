@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 Body = dict[str, Any]
 EventCallback = Callable[[Body], None]
-# (field, operator, value): operator is one of Chargebee's filter suffixes is / is_not / in / not_in.
+# (field, operator, value): operator is one of Chargebee's filter suffixes is / is_not / in / not_in / after.
 Filter = tuple[str, str, Any]
 
 # Chargebee's published (v1) OpenAPI error schemas put invalid_state_for_request under 409;
@@ -355,6 +355,7 @@ class ChargebeeState:
                 content = self._fulfil_new_checkout(events, checkout)
             else:
                 content = self._fulfil_existing_checkout(events, checkout)
+            self._card_used(events, content["customer"]["id"], card_number)
             page.update(state="succeeded", content=content)
             return self.store.put("hosted_page", self.store.touch(page))
 
@@ -555,14 +556,26 @@ class ChargebeeState:
         self._record(events, "subscription_created", "hosted_page", subscription=sub, customer=customer)
         content = {"subscription": sub, "customer": customer}
         if sub["status"] == "active":
-            content["invoice"] = self.store.touch(paid_invoice(sub, self.store.now()))
+            content["invoice"] = self._charge(events, sub, "hosted_page")
         return content
 
     def _fulfil_existing_checkout(self, events: list[Body], checkout: Body) -> Body:
         sub = self._live_subscription(checkout["subscription_id"])
         if checkout["items"]:
             sub["subscription_items"] = merge_items(sub["subscription_items"], checkout["items"], checkout["replace"])
-        return self.with_customer(self._save_change(events, sub, "subscription_changed", "hosted_page"))
+        content = self.with_customer(self._save_change(events, sub, "subscription_changed", "hosted_page"))
+        if sub["status"] == "active":
+            content["invoice"] = self._charge(events, sub, "hosted_page")
+        return content
+
+    def _card_used(self, events: list[Body], customer_id: str, number: str) -> Body | None:
+        """A card paid a checkout; FakeChargebee's payment-sources mixin keeps it as the customer's."""
+        return None
+
+    def _charge(self, events: list[Body], sub: Body, source: str) -> Body:
+        """Bill the subscription's items now. Here only a receipt; FakeChargebee's invoicing
+        mixin (sandbox/fake_chargebee_invoices.py) stores it and records its events."""
+        return self.store.touch(paid_invoice(sub, self.store.now()))
 
 
 # ----- object shapes ------------------------------------------------------------------------------

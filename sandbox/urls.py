@@ -2,7 +2,14 @@
 
 from django.urls import path, re_path
 
-from sandbox import chargebee_views, console_views, scalekit_api, scalekit_views
+from sandbox import (
+    billing_console_views,
+    chargebee_invoice_views,
+    chargebee_views,
+    console_views,
+    scalekit_api,
+    scalekit_views,
+)
 
 app_name = "sandbox"
 
@@ -10,6 +17,7 @@ urlpatterns = [
     path("", console_views.index, name="index"),
     path("knobs", console_views.knobs, name="knobs"),
     path("faults", console_views.faults, name="faults"),
+    path("renewal", billing_console_views.renewal, name="renewal"),
     # Fake Scalekit: SCALEKIT_ENV_URL is /sandbox/scalekit.
     path("scalekit/organizations", console_views.organization_list, name="organizations"),
     path("scalekit/oauth/authorize", scalekit_views.authorize, name="scalekit-authorize"),
@@ -46,4 +54,11 @@ urlpatterns = [
     re_path(r"^chargebee/api/v2(?:/.*)?$", chargebee_views.api, name="chargebee-api"),
     path("chargebee/pages/v3/<str:page_id>/", chargebee_views.checkout, name="chargebee-checkout"),
     path("chargebee/portal/v2/access/<str:token>", chargebee_views.portal, name="chargebee-portal"),
+    path("chargebee/invoices/<str:token>.pdf", chargebee_invoice_views.invoice_pdf, name="chargebee-invoice-pdf"),
+    path("chargebee/collect_now/<str:page_id>/", chargebee_invoice_views.collect_now, name="chargebee-collect-now"),
+    path(
+        "chargebee/manage_payment_sources/<str:page_id>/",
+        chargebee_invoice_views.manage_payment_sources,
+        name="chargebee-manage-payment-sources",
+    ),
 ]

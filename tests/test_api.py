@@ -85,6 +85,7 @@ def test_subscription_list_reads_the_local_table_in_two_queries(client, scalekit
         "seatsPending": 1,
         "seatLimit": 5,
         "seatsCountedAt": "2030-01-01T00:00:00Z",
+        "notices": [],
     }
 
 
@@ -96,6 +97,7 @@ def test_unknown_organization_gets_an_empty_list(client, scalekit):
         "seatsPending": None,
         "seatLimit": None,
         "seatsCountedAt": None,
+        "notices": [],
     }
 
 

@@ -184,7 +184,7 @@ def test_trial_checkout_and_trial_end(cb, fake):
 
     assert fake.end_trial("sub_t")["status"] == "active"
     types = [entry.event.event_type for entry in cb.Event.list({"limit": 10}).list]
-    assert types == ["subscription_activated", "subscription_created", "customer_created"]
+    assert types == ["subscription_activated", "payment_source_added", "subscription_created", "customer_created"]
 
 
 def test_item_price_trial_days_and_past_trial_end(cb, fake):
@@ -218,7 +218,8 @@ def test_checkout_existing_changes_seats_and_plan(cb, fake):
     assert [(i.item_price_id, i.quantity, i.amount) for i in subscription.subscription_items] == [
         ("team-monthly", 5, 6000)
     ]
-    assert cb.Event.list({"limit": 1}).list[0].event.event_type == "subscription_changed"
+    newest = [entry.event.event_type for entry in cb.Event.list({"limit": 4}).list]
+    assert newest == ["payment_source_added", "payment_succeeded", "invoice_generated", "subscription_changed"]
 
     with pytest.raises(InvalidRequestError) as unknown:
         cb.HostedPage.checkout_existing_for_items({"subscription": {"id": "nope"}})
@@ -370,6 +371,9 @@ def test_events_are_recorded_and_passed_to_listeners(cb, fake):
     assert [event.event_type for event in listed] == [
         "subscription_cancelled",
         "subscription_changed",
+        "payment_source_added",
+        "payment_succeeded",
+        "invoice_generated",
         "subscription_created",
         "customer_created",
     ]
@@ -456,7 +460,7 @@ def test_state_survives_in_a_file(tmp_path):
 
 def test_served_under_a_prefix(fake, monkeypatch):
     def mounted(environ, start_response):
-        environ["SCRIPT_NAME"], environ["PATH_INFO"] = "/fake-chargebee", environ["PATH_INFO"][len("/fake-chargebee"):]
+        environ["SCRIPT_NAME"], environ["PATH_INFO"] = "/fake-chargebee", environ["PATH_INFO"][len("/fake-chargebee") :]
         return fake(environ, start_response)
 
     with serve(mounted) as server:

@@ -329,7 +329,7 @@ def test_item5_check_warns_when_the_counter_is_per_process(settings):
 
 
 # Where Chargebee sends people back: never throttled (the opening action was counted), never refused.
-RETURNS = {"complete_checkout", "return_from_portal"}
+RETURNS = {"complete_checkout", "return_from_portal", "payment_return", "payment_method_return"}
 
 
 def _calls(function: ast.FunctionDef) -> set[str]:

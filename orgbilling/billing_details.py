@@ -1,0 +1,122 @@
+"""Billing details (company, address, VAT or tax id, billing email): mirrored from the customer, edited here.
+
+``customer_changed`` and the answer of ``update_billing_info`` both go
+through ``apply_customer_details`` (ordering guard on the customer's
+``resource_version``). Billing managers edit them with ``update_details``:
+one Chargebee call (``POST /customers/{id}/update_billing_info``), whose
+validation errors come back as ``FieldRefused`` naming the form field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.db import transaction
+
+from .authorization import Action, authorize_reference, require_organization, throttle
+from .chargebee_gateway import ChargebeeError, get_gateway
+from .checkout import vendor_problem
+from .errors import BillingProblem
+from .event_envelope import storable
+from .invoices import should_apply
+from .middleware import BillingContext
+from .models import BillingProfile, Organization
+from .payment_sources import locked_profile
+
+ADDRESS_FIELDS = ("line1", "line2", "city", "state", "zip", "country")
+DETAIL_FIELDS = ("company", "billing_email", "vat_number", "billing_address")
+
+
+class BillingDetailsForm(forms.Form):
+    company = forms.CharField(label="Company name", max_length=250)
+    line1 = forms.CharField(label="Address", max_length=150)
+    line2 = forms.CharField(label="Address line 2", max_length=150, required=False)
+    city = forms.CharField(label="City", max_length=50)
+    state = forms.CharField(label="State or region", max_length=50, required=False)
+    zip = forms.CharField(label="Postal code", max_length=20, required=False)
+    country = forms.RegexField(label="Country (two letters, e.g. DE)", regex=r"^[A-Za-z]{2}$")
+    vat_number = forms.CharField(label="VAT or tax id", max_length=20, required=False)
+    billing_email = forms.EmailField(label="Billing email", max_length=70, required=False)
+
+    @classmethod
+    def for_profile(cls, profile: BillingProfile | None) -> BillingDetailsForm:
+        if profile is None:
+            return cls()
+        return cls(initial={**profile.billing_address, **{name: getattr(profile, name) for name in DETAIL_FIELDS[:3]}})
+
+
+class FieldRefused(BillingProblem):
+    """Chargebee refused a value; ``field`` is the form field it names ("" when none)."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message, status=400)
+        self.field = field
+
+
+def _field_of(param: str) -> str:
+    """``billing_address[zip]`` -> ``zip``; ``vat_number`` -> ``vat_number``; others -> "" (whole form)."""
+    name = param.removeprefix("billing_address[").rstrip("]")
+    if name == "email":
+        return "billing_email"
+    return name if name in BillingDetailsForm.base_fields else ""
+
+
+def read_details(customer: dict) -> dict[str, Any]:
+    """The billing details a Chargebee customer holds (its billing address and VAT number)."""
+    address = customer.get("billing_address") or {}
+    address = address if isinstance(address, dict) else {}
+
+    def text(source: dict, key: str, length: int) -> str:
+        value = source.get(key) or ""
+        return value if storable(value, length) else ""
+
+    return {
+        "company": text(address, "company", 250) or text(customer, "company", 250),
+        "billing_email": text(address, "email", 70),
+        "vat_number": text(customer, "vat_number", 20),
+        "billing_address": {key: text(address, key, 150) for key in ADDRESS_FIELDS if text(address, key, 150)},
+    }
+
+
+def apply_customer_details(customer: dict) -> bool:
+    """Apply a customer's billing details when its version is newer (or equal and different)."""
+    with transaction.atomic(savepoint=False):
+        profile, _ = locked_profile(customer["id"], customer)
+        if profile is None:
+            return False
+        details, version = read_details(customer), customer.get("resource_version")
+        version = version if isinstance(version, int) and not isinstance(version, bool) else None
+        differs = any(getattr(profile, name) != value for name, value in details.items())
+        if not should_apply(version, profile.customer_version, differs):
+            return False
+        for name, value in details.items():
+            setattr(profile, name, value)
+        profile.customer_version = version
+        profile.save()
+    return True
+
+
+def authorize_edit(context: BillingContext | None) -> Organization:
+    """403 for members before the form is even read."""
+    return authorize_reference(context, require_organization(context).pk, Action.BILLING_DETAILS)
+
+
+def update_details(context: BillingContext | None, cleaned: dict[str, str]) -> None:
+    """Send the form's values to Chargebee (one call) and mirror its answer."""
+    organization = authorize_reference(context, require_organization(context).pk, Action.BILLING_DETAILS)
+    if not organization.chargebee_customer_id:
+        raise BillingProblem("There is no billing account yet: subscribe first.", status=409)
+    throttle(context, organization)
+    address = {key: cleaned.get(key) or "" for key in ADDRESS_FIELDS}
+    address.update(company=cleaned["company"], email=cleaned.get("billing_email") or "")
+    address["country"] = address["country"].upper()
+    try:
+        customer = get_gateway().update_billing_info(
+            organization.chargebee_customer_id, billing_address=address, vat_number=cleaned.get("vat_number") or ""
+        )
+    except ChargebeeError as exc:
+        if exc.http_status == 400 and exc.param:
+            raise FieldRefused(exc.message, _field_of(exc.param)) from exc
+        raise vendor_problem(exc) from exc
+    apply_customer_details(customer)

@@ -1,0 +1,59 @@
+"""What billing managers do with invoices: list them (local table) and download one (Chargebee link).
+
+Plain functions of the signed-in ``BillingContext``, called by the page and
+JSON views. The list never calls Chargebee. A download asks Chargebee for a
+fresh link at click time (it expires within the hour), authorized and
+throttled like every Chargebee call; the link is handed back, never stored
+or logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.core.paginator import Page, Paginator
+
+from .authorization import Action, authorize_reference, require_organization, throttle
+from .chargebee_gateway import ChargebeeError, get_gateway
+from .checkout import vendor_problem
+from .errors import NotFound
+from .invoices import listed_invoices
+from .middleware import BillingContext
+
+PAGE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    valid_till: datetime | None
+
+
+def invoice_page(context: BillingContext | None, number: object = 1) -> Page:
+    """One page of the organization's invoices, newest first (an out-of-range number gives the last)."""
+    organization = authorize_reference(context, require_organization(context).pk, Action.INVOICES)
+    return Paginator(listed_invoices(organization.pk), PAGE_SIZE).get_page(number)
+
+
+def download_invoice(context: BillingContext | None, invoice_id: object) -> Download:
+    """A fresh PDF link for one of the organization's invoices.
+
+    404 for an invoice that is not the organization's (or gone from
+    Chargebee), 403 for members, 429 over the throttle, 502 when Chargebee fails.
+    """
+    organization = require_organization(context)
+    if not isinstance(invoice_id, str) or not listed_invoices(organization.pk).filter(pk=invoice_id).exists():
+        raise NotFound("No such invoice in your organization.")
+    authorize_reference(context, organization.pk, Action.INVOICES)
+    throttle(context, organization)
+    try:
+        download = get_gateway().invoice_pdf(invoice_id)
+    except ChargebeeError as exc:
+        if exc.api_error_code == "resource_not_found":
+            raise NotFound("This invoice is no longer available in Chargebee.") from exc
+        raise vendor_problem(exc) from exc
+    valid_till = download.get("valid_till")
+    return Download(
+        download["download_url"], datetime.fromtimestamp(valid_till, tz=UTC) if isinstance(valid_till, int) else None
+    )
