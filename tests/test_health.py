@@ -23,7 +23,15 @@ ENDPOINT_URL = "http://testserver/api/webhooks/chargebee"
 def healthy(fake_chargebee):
     """A site where every promise holds: endpoint configured, a webhook just in, a full sync just done."""
     fake_chargebee.add_webhook_endpoint(ENDPOINT_URL)
-    call_command("orgbilling_sync", "--chargebee", stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(
+        "orgbilling_sync",
+        "--chargebee",
+        "--invoices",
+        "--payment-sources",
+        "--grace-periods",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
     delivery("ev_recent", WebhookDelivery.Status.PROCESSED)
     return fake_chargebee
 

@@ -179,7 +179,7 @@ def test_only_the_first_return_from_a_recorded_page_calls_chargebee(scalekit, fa
 
 def test_the_return_is_never_refused_nor_throttled(scalekit, fake_chargebee, settings):
     provisioning.ensure_customer("org_1", "Acme Corp")
-    settings.ORGBILLING_THROTTLE_RATE = "1/day"
+    settings.ORGBILLING_THROTTLE_RATE = "1/day"  # a fixed window: no boundary within the test
     browser = scalekit.sign_in(Client())
     page_id = _page_id(browser.post("/billing/pay")["Location"])  # the day's one Chargebee-calling action
     assert browser.post("/billing/pay").status_code == 429
