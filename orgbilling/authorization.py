@@ -24,6 +24,7 @@ from enum import StrEnum
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from . import conf
 from . import throttle as counter
@@ -49,10 +50,10 @@ class Action(StrEnum):
 CHANGES_BILLING = frozenset({Action.SUBSCRIBE, Action.CHANGE, Action.PORTAL})
 # Billing-manager only; unlike changes, still allowed once the organization is deleted.
 MANAGERS_ONLY = {
-    Action.INVOICES: "Ask a billing manager for invoices.",
-    Action.PAY: "Ask a billing manager to pay.",
-    Action.PAYMENT_METHOD: "Ask a billing manager to update the payment method.",
-    Action.BILLING_DETAILS: "Ask a billing manager to change the billing details.",
+    Action.INVOICES: gettext_lazy("Ask a billing manager for invoices."),
+    Action.PAY: gettext_lazy("Ask a billing manager to pay."),
+    Action.PAYMENT_METHOD: gettext_lazy("Ask a billing manager to update the payment method."),
+    Action.BILLING_DETAILS: gettext_lazy("Ask a billing manager to change the billing details."),
 }
 
 
@@ -84,7 +85,7 @@ def authorize_reference(context: BillingContext | None, reference_id: str, actio
     if reference_id != context.organization_id:
         raise BillingDenied(_("You can only see and change the billing of the organization you are signed in to."))
     if action in MANAGERS_ONLY and not is_billing_manager(context):
-        raise BillingDenied(MANAGERS_ONLY[action])
+        raise BillingDenied(str(MANAGERS_ONLY[action]))
     if action in CHANGES_BILLING:
         if not is_billing_manager(context):
             raise BillingDenied(_("Only billing managers of your organization can change its billing."))

@@ -13,6 +13,8 @@ from typing import Any
 
 from django import forms
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, get_gateway
@@ -29,15 +31,15 @@ DETAIL_FIELDS = ("company", "billing_email", "vat_number", "billing_address")
 
 
 class BillingDetailsForm(forms.Form):
-    company = forms.CharField(label="Company name", max_length=250)
-    line1 = forms.CharField(label="Address", max_length=150)
-    line2 = forms.CharField(label="Address line 2", max_length=150, required=False)
-    city = forms.CharField(label="City", max_length=50)
-    state = forms.CharField(label="State or region", max_length=50, required=False)
-    zip = forms.CharField(label="Postal code", max_length=20, required=False)
-    country = forms.RegexField(label="Country (two letters, e.g. DE)", regex=r"^[A-Za-z]{2}$")
-    vat_number = forms.CharField(label="VAT or tax id", max_length=20, required=False)
-    billing_email = forms.EmailField(label="Billing email", max_length=70, required=False)
+    company = forms.CharField(label=gettext_lazy("Company name"), max_length=250)
+    line1 = forms.CharField(label=gettext_lazy("Address"), max_length=150)
+    line2 = forms.CharField(label=gettext_lazy("Address line 2"), max_length=150, required=False)
+    city = forms.CharField(label=gettext_lazy("City"), max_length=50)
+    state = forms.CharField(label=gettext_lazy("State or region"), max_length=50, required=False)
+    zip = forms.CharField(label=gettext_lazy("Postal code"), max_length=20, required=False)
+    country = forms.RegexField(label=gettext_lazy("Country (two letters, e.g. DE)"), regex=r"^[A-Za-z]{2}$")
+    vat_number = forms.CharField(label=gettext_lazy("VAT or tax id"), max_length=20, required=False)
+    billing_email = forms.EmailField(label=gettext_lazy("Billing email"), max_length=70, required=False)
 
     @classmethod
     def for_profile(cls, profile: BillingProfile | None) -> BillingDetailsForm:
@@ -106,7 +108,7 @@ def update_details(context: BillingContext | None, cleaned: dict[str, str]) -> N
     """Send the form's values to Chargebee (one call) and mirror its answer."""
     organization = authorize_reference(context, require_organization(context).pk, Action.BILLING_DETAILS)
     if not organization.chargebee_customer_id:
-        raise BillingProblem("There is no billing account yet: subscribe first.", status=409)
+        raise BillingProblem(_("There is no billing account yet: subscribe first."), status=409)
     throttle(context, organization)
     address = {key: cleaned.get(key) or "" for key in ADDRESS_FIELDS}
     address.update(company=cleaned["company"], email=cleaned.get("billing_email") or "")

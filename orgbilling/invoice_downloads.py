@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.core.paginator import Page, Paginator
+from django.utils.translation import gettext as _
 
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, get_gateway
@@ -44,14 +45,14 @@ def download_invoice(context: BillingContext | None, invoice_id: object) -> Down
     """
     organization = require_organization(context)
     if not isinstance(invoice_id, str) or not listed_invoices(organization.pk).filter(pk=invoice_id).exists():
-        raise NotFound("No such invoice in your organization.")
+        raise NotFound(_("No such invoice in your organization."))
     authorize_reference(context, organization.pk, Action.INVOICES)
     throttle(context, organization)
     try:
         download = get_gateway().invoice_pdf(invoice_id)
     except ChargebeeError as exc:
         if exc.api_error_code == "resource_not_found":
-            raise NotFound("This invoice is no longer available in Chargebee.") from exc
+            raise NotFound(_("This invoice is no longer available in Chargebee.")) from exc
         raise vendor_problem(exc) from exc
     valid_till = download.get("valid_till")
     return Download(

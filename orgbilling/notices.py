@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
 from . import plans
 from .models import BillingProfile, Organization, Subscription
@@ -57,24 +58,33 @@ def notices(subscriptions: Iterable[Subscription], today: date | None = None) ->
     organization, found = subscription.organization, []
     dues = past_due(subscription)
     if dues is not None:
-        failed = f"A payment of {dues.amount} failed" + (f" on {_day(dues.since)}" if dues.since else "")
-        message = f"{failed}; pay now to keep {organization}'s subscription."
-        found.append(Notice("past_due", "error", message, f"{billing}#past-due"))
+        values = {"amount": dues.amount, "day": _day(dues.since) if dues.since else "", "organization": organization}
+        if dues.since:
+            message = _("A payment of %(amount)s failed on %(day)s; pay now to keep %(organization)s's subscription.")
+        else:
+            message = _("A payment of %(amount)s failed; pay now to keep %(organization)s's subscription.")
+        found.append(Notice("past_due", "error", message % values, f"{billing}#past-due"))
         if dues.grace_ends and not dues.grace_used_up:
-            message = f"Without payment, the subscription stops on {_day(dues.grace_ends)}."
+            message = _("Without payment, the subscription stops on %(day)s.") % {"day": _day(dues.grace_ends)}
             found.append(Notice("grace_ending", "warning", message, f"{billing}#past-due"))
     warning = card_warning(_profile(organization), today)
     if warning is not None:
         expired = warning.kind == "card_expired"
-        message = "The card on file expired." if expired else f"The card on file expires on {_day(warning.expires_on)}."
+        if expired:
+            message = _("The card on file expired.")
+        else:
+            message = _("The card on file expires on %(day)s.") % {"day": _day(warning.expires_on)}
         found.append(Notice(warning.kind, "error" if expired else "warning", message, f"{billing}#payment-method"))
     plan = plans.find(subscription.plan_id)
     if plan is not None and subscription.seats >= plan.max_seats:
-        message = f"All {subscription.seats} seats of the plan are in use; it has no more."
+        message = _("All %(seats)s seats of the plan are in use; it has no more.") % {"seats": subscription.seats}
         found.append(Notice("seat_limit_reached", "info", message, f"{billing}#ob-change"))
     if subscription.cancel_at_period_end:
         ends = subscription.cancelled_at or subscription.current_period_end
-        message = f"The subscription cancels on {_day(ends)}." if ends else "The subscription is set to cancel."
+        if ends:
+            message = _("The subscription cancels on %(day)s.") % {"day": _day(ends)}
+        else:
+            message = _("The subscription is set to cancel.")
         found.append(Notice("cancellation_scheduled", "warning", message, billing))
     return found
 
