@@ -3,7 +3,8 @@
 ``bin/demo`` runs as a subprocess on a free port with its own SQLite file and
 sandbox folder (not pytest-django's live_server, whose in-memory database is
 shared across threads), and headless Chromium (Debian's package) goes through
-sign-in, checkout, the portal and the Django admin. On failure each open page
+sign-in, checkout, seats, invoices and a failed renewal paid from its banner,
+the portal and the Django admin. On failure each open page
 leaves a screenshot and its HTML under test-artifacts/.
 """
 
@@ -205,6 +206,30 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         billing_shows(admin, demo, "3 of 4 seats used")
         member_action(console, "Invite to Acme Corp", "ivy@acme.test")
         expect(console.locator(".messages")).to_contain_text("Invited ivy@acme.test")
+
+    with evidence("1c-invoices-and-past-due", demo, admin, console):
+        # The paid checkout's invoice is mirrored from its webhook; its PDF is a fresh Chargebee link at click time.
+        billing_shows(admin, demo, "Download PDF")
+        with admin.expect_download() as downloaded:
+            admin.locator("#invoices").get_by_role("button", name=re.compile("Download PDF")).first.click()
+        assert Path(downloaded.value.path()).read_bytes().startswith(b"%PDF")
+        # Chargebee's scheduler renews the subscription and the card is declined: the banner says so.
+        subscription_id = admin.locator("input[name=subscription]").first.input_value()
+        console.goto("/sandbox/")
+        console.get_by_role("button", name="Fail the next charge").click()
+        console.get_by_label("Subscription id").fill(subscription_id)
+        console.get_by_role("button", name="Renew now").click()
+        expect(console.locator(".messages")).to_contain_text(f"Renewed {subscription_id}")
+        billing_shows(admin, demo, "Payment failed")
+        expect(admin.locator("#past-due")).to_contain_text("failed on")
+        # Pay now: Chargebee's collect_now page, then back to /billing, which shows the result at once.
+        admin.locator("#past-due").get_by_role("button", name="Pay now").click()
+        admin.wait_for_url(re.compile(r"/collect_now/"))
+        admin.get_by_label("Card number").fill("4111 1111 1111 1111")
+        admin.get_by_role("button", name=re.compile("^Pay")).click()
+        admin.wait_for_url(f"{demo.url}{demo.billing}/billing")
+        expect(admin.get_by_text("Thank you: your payment is recorded.")).to_be_visible(timeout=0)
+        expect(admin.locator("#past-due")).to_have_count(0, timeout=0)
 
     with evidence("2-portal", demo, admin):
         admin.get_by_role("button", name="Manage billing").click()
