@@ -206,7 +206,7 @@ class Subscription(models.Model):
     def state(self) -> str:
         """The status with the reason orgbilling cancelled it, e.g. "cancelled: organization deleted"."""
         if not self.cancel_reason:
-            return self.status
+            return self.get_status_display()
         reason = self.get_cancel_reason_display()
         return f"{self.status}: {reason}" if self.status == self.Status.CANCELLED else f"cancelling: {reason}"
 
