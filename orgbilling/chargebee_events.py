@@ -220,6 +220,12 @@ def _confirmed(event: dict) -> dict:
     return stored
 
 
+def calls_no_vendor(event_type: str) -> bool:
+    """Whether handling this event only writes local rows (no Chargebee call), so it may run inside the
+    transaction that records it (``local_deliveries``). Strict mode reads the event back from Chargebee."""
+    return event_type in SUBSCRIPTION_EVENTS and not conf.get("ORGBILLING_CHARGEBEE_STRICT_WEBHOOKS")
+
+
 def handle_event(event: dict) -> None:
     """Apply one recorded Chargebee event (called by ``deliveries.process_delivery``)."""
     handler = EVENT_HANDLERS.get(event["event_type"])

@@ -27,8 +27,11 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
@@ -144,22 +147,28 @@ def process_delivery(delivery_id: int, *, owner: str = "") -> Outcome:
     return run_attempt(Attempt(delivery_id, token))
 
 
+def apply_event(
+    vendor: str, event: dict, *, event_id: str, within: Callable[[], ContextManager[Any]] = nullcontext
+) -> Outcome:
+    """Run the vendor's handler on an event (inside ``within``, e.g. a savepoint); its exception is the outcome."""
+    try:
+        with within():
+            import_string(HANDLERS[vendor])(event)
+    except Ignored as reason:
+        return Outcome(Status.IGNORED, str(reason))
+    except Incomplete as progress:
+        return Outcome(Status.FAILED, f"incomplete: {progress}", incomplete=True)
+    except Exception as exc:  # noqa: BLE001  kept on the delivery, reported as failed
+        logger.warning("delivery %s %s failed: %s", vendor, event_id, exc)
+        return Outcome(Status.FAILED, f"{type(exc).__name__}: {exc}")
+    return Outcome(Status.PROCESSED)
+
+
 def run_attempt(attempt: Attempt, on_finish: FinishHook | None = None) -> Outcome:
     """Apply the delivery through its vendor's handler, then record the outcome if the lease is still ours."""
     delivery = WebhookDelivery.objects.get(pk=attempt.delivery_id)
-    incomplete = False
-    try:
-        import_string(HANDLERS[delivery.vendor])(json.loads(delivery.body))
-    except Ignored as reason:
-        status, error = Status.IGNORED, str(reason)
-    except Incomplete as progress:
-        status, error, incomplete = Status.FAILED, f"incomplete: {progress}", True
-    except Exception as exc:  # noqa: BLE001  kept on the delivery, reported as failed
-        logger.warning("delivery %s %s failed: %s", delivery.vendor, delivery.event_id, exc)
-        status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
-    else:
-        status, error = Status.PROCESSED, ""
-    return _finish(attempt, Outcome(status, error, incomplete=incomplete), on_finish)
+    outcome = apply_event(delivery.vendor, json.loads(delivery.body), event_id=delivery.event_id)
+    return _finish(attempt, outcome, on_finish)
 
 
 def _finish(attempt: Attempt, outcome: Outcome, on_finish: FinishHook | None) -> Outcome:
