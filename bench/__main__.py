@@ -118,7 +118,7 @@ def run_suite(args: argparse.Namespace, counts: dict[str, int]) -> list:
         with Processes({**env, "ORGBILLING_PROCESSING": "inline"}, logs) as processes:
             port = processes.gunicorn("inline", WORKERS)
             print("bench: 1. gated read", flush=True)
-            lines = web.gated_read(port, stub, counts["read"])
+            lines = web.gated_read(port, stub, counts["read"], WORKERS)
             print("bench: 2. webhook ingest", flush=True)
             lines += web.webhook_ingest(port, fake, counts["ingest"], auth, queued=False)
         with Processes({**env, "ORGBILLING_PROCESSING": "queue"}, logs) as processes:

@@ -14,9 +14,13 @@ The delivery log keeps its guarantees:
   path, which finds the delivery done, leased or failed;
 * **no double apply**: the writes commit with the row saying they were made,
   or not at all; the ``resource_version`` guard orders the rest;
-* **a failure kept for retry**: the handler runs in a savepoint. When it fails,
-  its writes are rolled back and the row is inserted ``failed`` with the error,
-  in the same commit, for the vendor's retry or a replay.
+* **a failure kept for retry**: when the handler fails, its writes are rolled
+  back and the row is then inserted ``failed`` with the error, for the vendor's
+  retry or a replay. In the webhook that insert is a statement of its own after
+  the rollback (a savepoint would cost two round trips on every success; a
+  crash between the two leaves the delivery unanswered, so the vendor sends it
+  again); in a worker's claim the handler runs in a savepoint and the failure
+  is kept in the claim's commit, with its retry queued.
 
 Nothing of the attempt outlives the transaction, so there is nothing to
 lease: a process killed before the commit leaves no row, the vendor gets no
@@ -56,11 +60,24 @@ def record_and_apply(vendor: str, event_id: str, event_type: str, body: str, eve
     None, with nothing written, when the event is already recorded: the
     caller runs the copy through ``deliveries.process_delivery``.
     """
-    delivery = WebhookDelivery(vendor=vendor, event_id=event_id, event_type=event_type, body=body)
     try:
         with transaction.atomic():
-            outcome = apply(delivery, event)
-            delivery.save(force_insert=True)
+            outcome = deliveries.apply_event(vendor, event, event_id=event_id)
+            if outcome.failed:
+                transaction.set_rollback(True)  # the handler's writes go; the failure is recorded below
+            else:
+                _recorded(vendor, event_id, event_type, body, outcome)
+        if outcome.failed:
+            # On its own: a crash just before it leaves the delivery unanswered, so the vendor sends it again.
+            _recorded(vendor, event_id, event_type, body, outcome)
     except IntegrityError:
         return None
     return outcome
+
+
+def _recorded(vendor: str, event_id: str, event_type: str, body: str, outcome: deliveries.Outcome) -> None:
+    delivery = WebhookDelivery(vendor=vendor, event_id=event_id, event_type=event_type, body=body, attempts=1)
+    delivery.status, delivery.last_error = outcome.status, outcome.error
+    if not outcome.failed:
+        delivery.processed_at = timezone.now()
+    delivery.save(force_insert=True)

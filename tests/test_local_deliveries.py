@@ -1,11 +1,11 @@
 """Events that call no vendor are recorded and applied in one transaction: the statements and commits they cost.
 
-Inline, a Chargebee subscription event is one commit (the savepoint around the
-handler, the handler's three statements, the delivery's insert); in queue mode
-the webhook records and queues in one commit, and the worker applies the event
-in ``db_worker``'s claim, with no lease and no successor task. A failure is
-kept, failed, in that same commit. Vendor-calling events keep the lease path
-(``test_leases.py``, ``test_queue.py``).
+Inline, a Chargebee subscription event is one commit (the handler's three
+statements, the delivery's insert); a failure is rolled back whole and then
+recorded failed. In queue mode the webhook records and queues in one commit,
+and the worker applies the event in ``db_worker``'s claim (the handler in a
+savepoint, the outcome in the claim's commit), with no lease and no successor task.
+Vendor-calling events keep the lease path (``test_leases.py``, ``test_queue.py``).
 """
 
 from __future__ import annotations
@@ -56,14 +56,13 @@ def test_inline_a_subscription_event_is_recorded_and_applied_in_one_commit(clien
     with CaptureQueriesContext(connection) as captured:
         response = post_event(client, EVENT)
     assert (response.status_code, response.json()["status"]) == (200, "processed")
-    recorded = ["BEGIN", "SAVEPOINT", *HANDLER, "RELEASE", "INSERT orgbilling_webhookdelivery", "COMMIT"]
-    assert statements(captured) == recorded
+    assert statements(captured) == ["BEGIN", *HANDLER, "INSERT orgbilling_webhookdelivery", "COMMIT"]
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.lease_token) == ("processed", 1, "")
     assert delivery.processed_at is not None and Subscription.objects.get().seats == 5
 
 
-def test_inline_a_failure_is_kept_failed_in_the_same_commit_and_a_redelivery_heals_it(client, monkeypatch):
+def test_inline_a_failure_is_rolled_back_then_kept_failed_and_a_redelivery_heals_it(client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
@@ -71,8 +70,8 @@ def test_inline_a_failure_is_kept_failed_in_the_same_commit_and_a_redelivery_hea
     with CaptureQueriesContext(connection) as captured:
         response = post_event(client, EVENT)
     assert (response.status_code, response.json()["status"]) == (500, "failed")
-    kept = ["BEGIN", "SAVEPOINT", "ROLLBACK", "RELEASE", "INSERT orgbilling_webhookdelivery", "COMMIT"]
-    assert statements(captured) == kept  # the handler's savepoint rolled back, the failure recorded: one commit
+    # Nothing of the attempt is committed; the failure is recorded on its own, for the vendor's retry.
+    assert statements(captured) == ["BEGIN", "ROLLBACK", "INSERT orgbilling_webhookdelivery"]
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("failed", 1)
     assert delivery.last_error == "RuntimeError: database went away"
@@ -97,7 +96,7 @@ def test_inline_the_handlers_writes_are_undone_when_it_fails_after_making_them(c
     monkeypatch.setattr(chargebee_events, "apply_subscription", fails_after_writing)
     assert post_event(client, EVENT).status_code == 500
     assert WebhookDelivery.objects.get().status == "failed"
-    assert Subscription.objects.get().seats == 3  # the savepoint took the write back
+    assert Subscription.objects.get().seats == 3  # the rollback took the write back
 
 
 def test_inline_strict_mode_keeps_the_lease_path(client, settings):
