@@ -79,9 +79,11 @@ def _queries(results: list[load.Result]) -> int:
 
 
 def _seed_subscriptions(prefix: str, count: int) -> None:
-    """``count`` organizations, each with a linked subscription at resource_version 1."""
+    """``count`` organizations, each with a linked subscription at resource_version 1 (and its customer seen)."""
+    seen = pc2_customer()["resource_version"]
     organizations = [
-        Organization(id=f"org_{prefix}{i}", chargebee_customer_id=f"cust_{prefix}{i}") for i in range(count)
+        Organization(id=f"org_{prefix}{i}", chargebee_customer_id=f"cust_{prefix}{i}", chargebee_customer_version=seen)
+        for i in range(count)
     ]
     with transaction.atomic():
         Organization.objects.bulk_create(organizations)
