@@ -76,16 +76,20 @@ def environment(database_url: str, scalekit_url: str, client_id: str, chargebee_
     }
 
 
-def context(scale: float, started: float, repeat: int) -> list[str]:
+def head_commit() -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return commit.stdout.strip()
+
+
+def context(scale: float, started: float, repeat: int, commit: str) -> list[str]:
     from django.db import connection
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         postgres = cursor.fetchone()[0]
     return [
         f"{repeat} run{'s' if repeat > 1 else ''} from {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} "
-        f"to {time.strftime('%H:%M UTC', time.gmtime())} at commit `{commit.stdout.strip()}`"
+        f"to {time.strftime('%H:%M UTC', time.gmtime())} at commit `{commit}`"
         + (f", scale {scale}" if scale != 1 else ""),
         f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, PostgreSQL {postgres}, "
         f"gunicorn with {WORKERS} sync workers; load generator and database on the same machine",
@@ -156,12 +160,12 @@ def main() -> None:
 
     from . import report
 
-    started, runs = time.time(), []
+    started, commit, runs = time.time(), head_commit(), []
     for number in range(1, args.repeat + 1):
         print(f"bench: run {number} of {args.repeat}", flush=True)
         runs.append(run_suite(args, counts))
         print(report.table(runs[-1]), flush=True)
-    report.write(args.output, runs, context(args.scale, started, args.repeat), METHOD)
+    report.write(args.output, runs, context(args.scale, started, args.repeat, commit), METHOD)
     print(f"bench: written to {args.output}")
 
 
