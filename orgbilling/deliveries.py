@@ -26,9 +26,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +52,29 @@ class Ignored(Exception):
     """Raised by a handler when an event is valid but has nothing to apply (the reason is kept)."""
 
 
+class NeedsVendorCall(Exception):
+    """Raised by a handler running inside its caller's transaction (``local_deliveries``) when the event turns out
+    to need a vendor call: the attempt is undone and left to the lease path, which commits before calling."""
+
+
+# Set while a handler runs inside its caller's transaction (``local_deliveries``), where no vendor may be called.
+_in_callers_transaction: ContextVar[bool] = ContextVar("orgbilling_in_callers_transaction", default=False)
+
+
+def may_call_vendor() -> bool:
+    """False inside ``in_callers_transaction``: a handler that needs a vendor call raises ``NeedsVendorCall``."""
+    return not _in_callers_transaction.get()
+
+
+@contextmanager
+def in_callers_transaction() -> Iterator[None]:
+    token = _in_callers_transaction.set(True)
+    try:
+        yield
+    finally:
+        _in_callers_transaction.reset(token)
+
+
 class Incomplete(Exception):
     """Raised by a handler that made progress but left the rest to the next attempt (its time ran out)."""
 
@@ -68,6 +92,7 @@ class Outcome:
     error: str = ""
     already_done: bool = False
     in_progress: bool = False  # another attempt holds the lease; nothing was done
+    needs_lease: bool = False  # the handler needs a vendor call: undone, for the lease path to run
     incomplete: bool = False  # progress was made; the next attempt goes on
 
     @property
@@ -156,6 +181,8 @@ def apply_event(
             import_string(HANDLERS[vendor])(event)
     except Ignored as reason:
         return Outcome(Status.IGNORED, str(reason))
+    except NeedsVendorCall:
+        return Outcome(Status.RECEIVED, needs_lease=True)
     except Incomplete as progress:
         return Outcome(Status.FAILED, f"incomplete: {progress}", incomplete=True)
     except Exception as exc:  # noqa: BLE001  kept on the delivery, reported as failed

@@ -29,6 +29,9 @@ answer and sends the delivery again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -41,12 +44,21 @@ def applies_locally(vendor: str, event_type: str) -> bool:
     return vendor == WebhookDelivery.Vendor.CHARGEBEE and chargebee_events.calls_no_vendor(event_type)
 
 
+@contextmanager
+def _savepoint() -> Iterator[None]:
+    with deliveries.in_callers_transaction(), transaction.atomic():
+        yield
+
+
 def apply(delivery: WebhookDelivery, event: dict) -> deliveries.Outcome:
     """One attempt inside the caller's transaction: the handler in a savepoint, the outcome set on ``delivery``.
 
-    The caller saves the row in the same transaction.
+    The caller saves the row in the same transaction. An event that turns out to need a vendor call (a
+    subscription of a deleted organization) is undone and ``needs_lease``, ``delivery`` untouched.
     """
-    outcome = deliveries.apply_event(delivery.vendor, event, event_id=delivery.event_id, within=transaction.atomic)
+    outcome = deliveries.apply_event(delivery.vendor, event, event_id=delivery.event_id, within=_savepoint)
+    if outcome.needs_lease:
+        return outcome
     delivery.attempts += 1
     delivery.status, delivery.last_error = outcome.status, outcome.error
     if not outcome.failed:
@@ -57,16 +69,18 @@ def apply(delivery: WebhookDelivery, event: dict) -> deliveries.Outcome:
 def record_and_apply(vendor: str, event_id: str, event_type: str, body: str, event: dict) -> deliveries.Outcome | None:
     """Apply a new event and record its delivery with the outcome, in one commit.
 
-    None, with nothing written, when the event is already recorded: the
-    caller runs the copy through ``deliveries.process_delivery``.
+    None, with nothing written, when the event is already recorded or turns out to need a vendor call:
+    the caller runs it through ``deliveries.process_delivery``.
     """
     try:
         with transaction.atomic():
-            outcome = deliveries.apply_event(vendor, event, event_id=event_id)
-            if outcome.failed:
-                transaction.set_rollback(True)  # the handler's writes go; the failure is recorded below
+            outcome = deliveries.apply_event(vendor, event, event_id=event_id, within=deliveries.in_callers_transaction)
+            if outcome.failed or outcome.needs_lease:
+                transaction.set_rollback(True)  # the handler's writes go
             else:
                 _recorded(vendor, event_id, event_type, body, outcome)
+        if outcome.needs_lease:
+            return None
         if outcome.failed:
             # On its own: a crash just before it leaves the delivery unanswered, so the vendor sends it again.
             _recorded(vendor, event_id, event_type, body, outcome)

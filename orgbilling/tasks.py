@@ -183,12 +183,13 @@ def begin_claimed(delivery_id: int, task_id: Any, worker_id: str) -> None:
     if local_deliveries.applies_locally(delivery.vendor, delivery.event_type):
         # No vendor call: applied here, in the claim's transaction; no lease, and a successor only to retry a failure.
         outcome = local_deliveries.apply(delivery, delivery.payload)
-        _after_attempt(delivery, outcome)
-        _applied_in_claim.clear()  # one claim at a time: an entry left by a claim that never committed goes
-        _applied_in_claim[str(task_id)] = outcome.status
-        fields = ["attempts", "status", "last_error", "processed_at", "task_id", "next_attempt_at"]
-        delivery.save(update_fields=[*fields, *deliveries.LEASE_FIELDS])
-        return
+        if not outcome.needs_lease:
+            _after_attempt(delivery, outcome)
+            _applied_in_claim.clear()  # one claim at a time: an entry left by a claim that never committed goes
+            _applied_in_claim[str(task_id)] = outcome.status
+            fields = ["attempts", "status", "last_error", "processed_at", "task_id", "next_attempt_at"]
+            delivery.save(update_fields=[*fields, *deliveries.LEASE_FIELDS])
+            return
     deliveries.begin_attempt(delivery, owner=worker_id, token=str(task_id), now=now)
     # The successor takes the claimed task's place.
     _schedule(delivery, delivery.lease_until + backoff(delivery.attempts))
