@@ -19,6 +19,7 @@ from django_tasks_db.models import DBTaskResult
 
 from orgbilling import chargebee_events
 from orgbilling.models import Organization, Subscription, WebhookDelivery
+from tests import test_guarantees
 from tests.chargebee_payloads import CUSTOMER_ID, ORG_ID, pc2_customer, pc2_event, pc2_subscription, post_event
 from tests.test_queue import run_worker
 
@@ -51,6 +52,9 @@ def statements(captured: CaptureQueriesContext) -> list[str]:
         shapes.append(sql.split()[0].upper() + (f" {table.group(1)}" if table else ""))
     return shapes
 
+
+# The deleted-organization scenario of issue 9's tests, as fixtures here too.
+chargebee, paid_after_deletion = test_guarantees.chargebee, test_guarantees.paid_after_deletion
 
 HANDLER = ["SELECT orgbilling_organization", "SELECT orgbilling_subscription", "UPDATE orgbilling_subscription"]
 
@@ -152,3 +156,26 @@ def test_queue_mode_a_failure_in_the_claim_is_kept_with_one_retry_queued(client,
     retry = DBTaskResult.objects.get(status="READY")
     assert (retry.id, retry.run_after) == (delivery.task_id, delivery.next_attempt_at)
     assert Subscription.objects.get().seats == 3
+
+
+def test_queue_mode_a_subscription_of_a_deleted_organization_leaves_the_claim_for_the_lease_path(
+    settings, chargebee, paid_after_deletion, monkeypatch
+):
+    """Applying it needs Chargebee (the refund cancel): the claim undoes it and the leased attempt makes the call."""
+    settings.ORGBILLING_PROCESSING = "queue"
+    in_transaction, cancel = [], chargebee_events.cancel_with_refund
+
+    def watched(subscription_id: str):
+        in_transaction.append(connection.in_atomic_block)
+        return cancel(subscription_id)
+
+    monkeypatch.setattr(chargebee_events, "cancel_with_refund", watched)
+    created = [event for event in chargebee.events if event["event_type"] == "subscription_created"][-1]
+    assert [response.status_code for response in chargebee.deliver(created)] == [202]
+    run_worker()
+    delivery = WebhookDelivery.objects.get(event_id=created["id"])
+    assert (delivery.status, delivery.attempts, delivery.task_id) == ("processed", 1, None)
+    assert in_transaction == [False]  # called outside the claim's transaction and its row locks
+    [cancelled] = test_guarantees.refund_cancels(chargebee)
+    assert cancelled.path == f"/subscriptions/{paid_after_deletion.subscription_id}/cancel_for_items"
+    assert Subscription.objects.get(pk=paid_after_deletion.subscription_id).status == "cancelled"
