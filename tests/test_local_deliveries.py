@@ -17,7 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_tasks_db.models import DBTaskResult
 
-from orgbilling import chargebee_events
+from orgbilling import chargebee_events, tasks
 from orgbilling.models import Organization, Subscription, WebhookDelivery
 from tests import test_guarantees
 from tests.chargebee_payloads import CUSTOMER_ID, ORG_ID, pc2_customer, pc2_event, pc2_subscription, post_event
@@ -56,14 +56,22 @@ def statements(captured: CaptureQueriesContext) -> list[str]:
 # The deleted-organization scenario of issue 9's tests, as fixtures here too.
 chargebee, paid_after_deletion = test_guarantees.chargebee, test_guarantees.paid_after_deletion
 
-HANDLER = ["SELECT orgbilling_organization", "SELECT orgbilling_subscription", "UPDATE orgbilling_subscription"]
+HANDLER = [
+    "SELECT orgbilling_organization",  # locked
+    "SELECT orgbilling_subscription",  # locked
+    "UPDATE orgbilling_subscription",
+    "SELECT orgbilling_subscription",  # the seat limit the subscriptions buy (issue 13)
+    "UPDATE orgbilling_organization",  # ... which the event changed (3 seats to 5)
+]
 
 
 def test_inline_a_subscription_event_is_recorded_and_applied_in_one_commit(client):
     with CaptureQueriesContext(connection) as captured:
         response = post_event(client, EVENT)
     assert (response.status_code, response.json()["status"]) == (200, "processed")
-    assert statements(captured) == ["BEGIN", *HANDLER, "INSERT orgbilling_webhookdelivery", "COMMIT"]
+    shapes = statements(captured)
+    assert shapes[: shapes.index("COMMIT") + 1] == ["BEGIN", *HANDLER, "INSERT orgbilling_webhookdelivery", "COMMIT"]
+    assert shapes.count("COMMIT") == 1  # after it, only the new seat limit's send (issue 13), outside any transaction
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.lease_token) == ("processed", 1, "")
     assert delivery.processed_at is not None and Subscription.objects.get().seats == 5
@@ -130,18 +138,15 @@ def test_queue_mode_records_and_queues_in_one_commit_and_the_worker_applies_in_i
     with CaptureQueriesContext(connection) as captured:
         run_worker()
     ours = [shape for shape in statements(captured) if "orgbilling_" in shape or shape in ("SAVEPOINT", "RELEASE")]
-    assert ours == [  # within the claim: the task row's lock and update come before
-        "SELECT orgbilling_webhookdelivery",
-        "SAVEPOINT",
-        *HANDLER,
-        "RELEASE",
-        "UPDATE orgbilling_webhookdelivery",
-    ]
-    assert f"INSERT {DBTaskResult._meta.db_table}" not in statements(captured)  # no successor task
+    claim = ["SELECT orgbilling_webhookdelivery", "SAVEPOINT", *HANDLER, "RELEASE", "UPDATE orgbilling_webhookdelivery"]
+    assert ours[: len(claim)] == claim  # after the task row's lock and update; then the seat limit's own task
+    # No successor task: the delivery's only task is the one claimed (the other is the seat limit's send).
+    assert DBTaskResult.objects.filter(task_path=tasks.process_delivery.module_path).count() == 1
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.task_id, delivery.lease_token) == ("processed", 1, None, "")
     assert Subscription.objects.get().seats == 5
-    assert list(DBTaskResult.objects.values_list("status", "return_value")) == [("SUCCESSFUL", "processed")]
+    claimed = DBTaskResult.objects.get(task_path=tasks.process_delivery.module_path)
+    assert (claimed.status, claimed.return_value) == ("SUCCESSFUL", "processed")
 
 
 def test_queue_mode_a_failure_in_the_claim_is_kept_with_one_retry_queued(client, settings, monkeypatch):
