@@ -37,15 +37,19 @@ server behind the same middleware (`bench/views.py`): one row by unique key, one
    outbound connections per request are counted inside the server (`bench/probe.py`), after a warm-up that lets each
    gunicorn worker fetch the JWKS once.
 2. **Webhook ingest**: one `subscription_changed` per subscription (Basic Auth), processed inline, vs inserting the
-   same bodies; measured like 1. `CHARGEBEE_API_BASE_URL` points at the fake Chargebee, which counts every call.
-   The queue-mode line is the same measurement on a server in queue mode: answered once recorded and enqueued (the
-   workers of 3 apply them before the burst starts).
+   same bodies; measured like 1. Each organization has seen its customer and subscription before (as on most events).
+   `CHARGEBEE_API_BASE_URL` points at the fake Chargebee, which counts every call. The queue-mode line is the same
+   measurement on a server in queue mode: answered once recorded and enqueued (the workers of 3 apply them before the
+   burst starts).
 3. **Renewal burst**: `subscription_renewed` deliveries in time order, shuffled within windows of 200, 5% sent twice,
    from 16 threads, to a server in queue mode with two `manage.py db_worker` processes. Accept = every delivery
    answered; drain = every delivery processed or ignored and no task left. Baseline: the same requests to the bare
    insert view. Lost = sent but not processed/ignored; applied twice = tried more than once.
 4. **Reconciliation**: `manage.py orgbilling_sync` against the fake Chargebee; baseline: listing the same
    subscriptions through the same gateway without applying them.
+
+`bench/run --repeat N` runs the whole suite N times, each on a freshly created database and freshly started servers;
+the first table shows each goal's figure in every run, then each run's own table follows.
 """
 
 
@@ -72,50 +76,47 @@ def environment(database_url: str, scalekit_url: str, client_id: str, chargebee_
     }
 
 
-def context(scale: float) -> list[str]:
+def head_commit() -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return commit.stdout.strip()
+
+
+def context(scale: float, started: float, repeat: int, commit: str) -> list[str]:
     from django.db import connection
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         postgres = cursor.fetchone()[0]
     return [
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit `{commit.stdout.strip()}`"
+        f"{repeat} run{'s' if repeat > 1 else ''} from {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} "
+        f"to {time.strftime('%H:%M UTC', time.gmtime())} at commit `{commit}`"
         + (f", scale {scale}" if scale != 1 else ""),
         f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, PostgreSQL {postgres}, "
         f"gunicorn with {WORKERS} sync workers; load generator and database on the same machine",
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
-    parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every count (0.1 for a quick look)")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    args = parser.parse_args()
-    counts = {name: max(10, int(n * args.scale)) for name, n in {"read": 2000, "ingest": 1000, "burst": 10_000}.items()}
-    counts["reconcile"] = max(10, int(10_000 * args.scale))
-
-    reset_database(args.database)
-    # Placeholders until the stand-ins are up: they need Django's settings to import.
-    os.environ.update(environment(args.database, "http://127.0.0.1:9", "", "http://127.0.0.1:9/api/v2"))
-    django.setup()
-
+def run_suite(args: argparse.Namespace, counts: dict[str, int]) -> list:
+    """One run of the four benchmarks on a fresh database; returns the table's lines."""
     from django.core.management import call_command
+    from django.db import connections
     from django.test import override_settings
 
     from sandbox.fake_chargebee import FakeChargebee, serve
     from tests.scalekit_support import CLIENT_ID, ScalekitStub
 
-    from . import burst, reconcile, report, web
+    from . import burst, reconcile, web
     from .load import basic_auth
 
+    connections.close_all()  # the database is dropped with FORCE: reconnect to the new one
+    reset_database(args.database)
     call_command("migrate", verbosity=0)
     stub, fake = ScalekitStub(), FakeChargebee()
     chargebee = serve(fake)
     env = {**os.environ, **environment(args.database, stub.env_url, CLIENT_ID, chargebee.url)}
     os.environ["DJANGO_SETTINGS_MODULE"] = env["DJANGO_SETTINGS_MODULE"]
-    override_settings(CHARGEBEE_API_BASE_URL=chargebee.url).enable()  # announced, so orgbilling.conf sees it
+    announced = override_settings(CHARGEBEE_API_BASE_URL=chargebee.url)  # announced, so orgbilling.conf sees it
+    announced.enable()
     auth = basic_auth(WEBHOOK_USER, WEBHOOK_PASSWORD)
     logs = Path(tempfile.mkdtemp(prefix="orgbilling-bench-"))
     print(f"bench: logs in {logs}", flush=True)
@@ -125,7 +126,7 @@ def main() -> None:
         with Processes({**env, "ORGBILLING_PROCESSING": "inline"}, logs) as processes:
             port = processes.gunicorn("inline", WORKERS)
             print("bench: 1. gated read", flush=True)
-            lines = web.gated_read(port, stub, counts["read"])
+            lines = web.gated_read(port, stub, counts["read"], WORKERS)
             print("bench: 2. webhook ingest", flush=True)
             lines += web.webhook_ingest(port, fake, counts["ingest"], auth, queued=False)
         with Processes({**env, "ORGBILLING_PROCESSING": "queue"}, logs) as processes:
@@ -136,12 +137,35 @@ def main() -> None:
             burst.wait_for_drain()  # the ingested deliveries, before the burst is timed
             print("bench: 3. renewal burst", flush=True)
             lines += burst.renewal_burst(port, counts["burst"], auth, WORKERS)
-        lines += reconciliation
-        report.write(args.output, lines, context(args.scale), METHOD)
+        return lines + reconciliation
     finally:
+        announced.disable()
         chargebee.stop()
         stub.stop()
-    print(report.table(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every count (0.1 for a quick look)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the suite this many times, each on a fresh database")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    counts = {name: max(10, int(n * args.scale)) for name, n in {"read": 2000, "ingest": 1000, "burst": 10_000}.items()}
+    counts["reconcile"] = max(10, int(10_000 * args.scale))
+
+    # Placeholders until the stand-ins are up: they need Django's settings to import.
+    os.environ.update(environment(args.database, "http://127.0.0.1:9", "", "http://127.0.0.1:9/api/v2"))
+    django.setup()
+
+    from . import report
+
+    started, commit, runs = time.time(), head_commit(), []
+    for number in range(1, args.repeat + 1):
+        print(f"bench: run {number} of {args.repeat}", flush=True)
+        runs.append(run_suite(args, counts))
+        print(report.table(runs[-1]), flush=True)
+    report.write(args.output, runs, context(args.scale, started, args.repeat, commit), METHOD)
     print(f"bench: written to {args.output}")
 
 

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from orgbilling.chargebee_gateway import PAGE_SIZE, get_gateway
+from orgbilling.chargebee_snapshot import SubscriptionSnapshot
 from orgbilling.models import Organization, Subscription
 from sandbox.fake_chargebee import FakeChargebee
 from tests.chargebee_payloads import PLAN
@@ -31,17 +32,12 @@ def _seed(fake: FakeChargebee, count: int) -> dict[str, int]:
         organization = Organization(id=f"org_rec_{i}", chargebee_customer_id=f"cust_rec_{i}")
         organizations.append(organization)
         if i % 3:
-            version = sub["resource_version"] - (1 if i % 3 == 1 else 0)
+            # Current: exactly the row Chargebee's snapshot makes (an equal version that differs is repaired).
+            fields = SubscriptionSnapshot.read(sub).fields
+            if i % 3 == 1:  # older: an earlier version, with another seat count
+                fields.update(resource_version=sub["resource_version"] - 1, seats=1)
             rows.append(
-                Subscription(
-                    id=sub["id"],
-                    organization=organization,
-                    chargebee_subscription_id=sub["id"],
-                    status="active",
-                    plan_id=PLAN,
-                    seats=1,
-                    resource_version=version,
-                )
+                Subscription(id=sub["id"], organization=organization, chargebee_subscription_id=sub["id"], **fields)
             )
     with transaction.atomic():
         Organization.objects.bulk_create(organizations)

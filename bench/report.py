@@ -40,7 +40,30 @@ def table(lines: list[Line]) -> str:
     return "\n".join(rows)
 
 
-def write(path: Path, lines: list[Line], context: list[str], method: str) -> None:
-    """RESULTS.md: where and how it ran, the table, then how each figure was measured."""
-    body = ["# Benchmark results", "", *[f"- {item}" for item in context], "", table(lines), "", method.strip(), ""]
+def summary(runs: list[list[Line]]) -> str:
+    """One row per goal: the figure of every run, and whether the goal was met in all of them."""
+    numbers = " | ".join(f"Run {n}" for n in range(1, len(runs) + 1))
+    rows = [
+        f"| Benchmark | Measure | Goal | {numbers} | Met in every run |",
+        "|---|---|---|" + "---:|" * len(runs) + "---|",
+    ]
+    for index, line in enumerate(runs[0]):
+        if line.met is None:
+            continue
+        figures = [run[index].ratio or _cell(run[index].ours) for run in runs]
+        every = all(run[index].met for run in runs)
+        cells = (line.benchmark, line.measure, line.goal, *figures, "yes" if every else "**no**")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def write(path: Path, runs: list[list[Line]], context: list[str], method: str) -> None:
+    """RESULTS.md: where and how it ran, every goal across the runs, each run's table, then how it was measured."""
+    body = ["# Benchmark results", "", *[f"- {item}" for item in context], ""]
+    if len(runs) > 1:
+        note = "Ratios where the goal is a ratio, else the figure."
+        body += ["## Goals, run by run", "", note, "", summary(runs), ""]
+    for number, lines in enumerate(runs, 1):
+        body += [f"## Run {number} of {len(runs)}" if len(runs) > 1 else "## Results", "", table(lines), ""]
+    body += [method.strip(), ""]
     path.write_text("\n".join(body))

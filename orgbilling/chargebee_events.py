@@ -16,7 +16,7 @@ from .chargebee_gateway import ChargebeeError, get_gateway
 from .chargebee_snapshot import InvalidSnapshot, SubscriptionSnapshot
 from .customer_sync import Removal, customer_changed, remove_customer
 from .deleted_org_cancellation import cancel_with_refund
-from .deliveries import Ignored
+from .deliveries import Ignored, NeedsVendorCall, may_call_vendor
 from .event_envelope import decode, envelope, storable
 from .invoices import InvoiceSnapshot, apply_invoice
 from .payment_sources import apply_card_event, apply_customer_payment, apply_payment_source, read_source
@@ -124,6 +124,9 @@ def _apply(content: dict, event_type: str) -> None:
     if result.subscription is None:
         raise _unknown_customer(subscription.get("customer_id"))
     if result.cancel_pending:
+        if not may_call_vendor():
+            # Applied inside the caller's transaction (local_deliveries): the call must wait for a commit.
+            raise NeedsVendorCall(f"subscription {subscription['id']} of a deleted organization is cancelled")
         # Its organization is deleted: cancel with a refund now that the intent is committed (handlers run
         # outside any transaction). A failure fails the delivery; until Chargebee reports the subscription
         # cancelled even a stale copy of the event gets here, so the retry tries again.
@@ -218,6 +221,13 @@ def _confirmed(event: dict) -> dict:
     if stored["id"] != event["id"] or stored["event_type"] != event["event_type"]:
         raise Ignored(f"strict mode: Chargebee's event {event['id']} is not the one delivered")
     return stored
+
+
+def calls_no_vendor(event_type: str) -> bool:
+    """Whether handling this event only writes local rows (no Chargebee call), so it may run inside the
+    transaction that records it (``local_deliveries``). Strict mode reads the event back from Chargebee; a
+    subscription of a deleted organization, found only while applying, raises ``NeedsVendorCall`` there."""
+    return event_type in SUBSCRIPTION_EVENTS and not conf.get("ORGBILLING_CHARGEBEE_STRICT_WEBHOOKS")
 
 
 def handle_event(event: dict) -> None:

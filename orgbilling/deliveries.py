@@ -26,9 +26,13 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
@@ -48,6 +52,29 @@ class Ignored(Exception):
     """Raised by a handler when an event is valid but has nothing to apply (the reason is kept)."""
 
 
+class NeedsVendorCall(Exception):
+    """Raised by a handler running inside its caller's transaction (``local_deliveries``) when the event turns out
+    to need a vendor call: the attempt is undone and left to the lease path, which commits before calling."""
+
+
+# Set while a handler runs inside its caller's transaction (``local_deliveries``), where no vendor may be called.
+_in_callers_transaction: ContextVar[bool] = ContextVar("orgbilling_in_callers_transaction", default=False)
+
+
+def may_call_vendor() -> bool:
+    """False inside ``in_callers_transaction``: a handler that needs a vendor call raises ``NeedsVendorCall``."""
+    return not _in_callers_transaction.get()
+
+
+@contextmanager
+def in_callers_transaction() -> Iterator[None]:
+    token = _in_callers_transaction.set(True)
+    try:
+        yield
+    finally:
+        _in_callers_transaction.reset(token)
+
+
 class Incomplete(Exception):
     """Raised by a handler that made progress but left the rest to the next attempt (its time ran out)."""
 
@@ -65,6 +92,7 @@ class Outcome:
     error: str = ""
     already_done: bool = False
     in_progress: bool = False  # another attempt holds the lease; nothing was done
+    needs_lease: bool = False  # the handler needs a vendor call: undone, for the lease path to run
     incomplete: bool = False  # progress was made; the next attempt goes on
 
     @property
@@ -144,22 +172,30 @@ def process_delivery(delivery_id: int, *, owner: str = "") -> Outcome:
     return run_attempt(Attempt(delivery_id, token))
 
 
+def apply_event(
+    vendor: str, event: dict, *, event_id: str, within: Callable[[], ContextManager[Any]] = nullcontext
+) -> Outcome:
+    """Run the vendor's handler on an event (inside ``within``, e.g. a savepoint); its exception is the outcome."""
+    try:
+        with within():
+            import_string(HANDLERS[vendor])(event)
+    except Ignored as reason:
+        return Outcome(Status.IGNORED, str(reason))
+    except NeedsVendorCall:
+        return Outcome(Status.RECEIVED, needs_lease=True)
+    except Incomplete as progress:
+        return Outcome(Status.FAILED, f"incomplete: {progress}", incomplete=True)
+    except Exception as exc:  # noqa: BLE001  kept on the delivery, reported as failed
+        logger.warning("delivery %s %s failed: %s", vendor, event_id, exc)
+        return Outcome(Status.FAILED, f"{type(exc).__name__}: {exc}")
+    return Outcome(Status.PROCESSED)
+
+
 def run_attempt(attempt: Attempt, on_finish: FinishHook | None = None) -> Outcome:
     """Apply the delivery through its vendor's handler, then record the outcome if the lease is still ours."""
     delivery = WebhookDelivery.objects.get(pk=attempt.delivery_id)
-    incomplete = False
-    try:
-        import_string(HANDLERS[delivery.vendor])(json.loads(delivery.body))
-    except Ignored as reason:
-        status, error = Status.IGNORED, str(reason)
-    except Incomplete as progress:
-        status, error, incomplete = Status.FAILED, f"incomplete: {progress}", True
-    except Exception as exc:  # noqa: BLE001  kept on the delivery, reported as failed
-        logger.warning("delivery %s %s failed: %s", delivery.vendor, delivery.event_id, exc)
-        status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
-    else:
-        status, error = Status.PROCESSED, ""
-    return _finish(attempt, Outcome(status, error, incomplete=incomplete), on_finish)
+    outcome = apply_event(delivery.vendor, json.loads(delivery.body), event_id=delivery.event_id)
+    return _finish(attempt, outcome, on_finish)
 
 
 def _finish(attempt: Attempt, outcome: Outcome, on_finish: FinishHook | None) -> Outcome:

@@ -38,11 +38,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from . import conf, deliveries
+from . import conf, deliveries, local_deliveries
 from .models import WebhookDelivery
 from .task_api import TaskContext, TaskResultStatus, task
 
@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 # However many attempts are configured, no retry waits longer than this.
 MAX_DELAY = timedelta(days=1)
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
+# Task id -> outcome of the attempt made in this process's latest claim (db_worker runs what it just claimed).
+_applied_in_claim: dict[str, str] = {}
 
 
 def enqueue(delivery_id: int) -> bool:
@@ -68,10 +70,28 @@ def enqueue(delivery_id: int) -> bool:
     return True
 
 
+def record_and_enqueue(vendor: str, event_id: str, event_type: str, body: str) -> WebhookDelivery | None:
+    """Record a new delivery and queue its task in one commit; None, writing nothing, for an event already recorded."""
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery(vendor=vendor, event_id=event_id, event_type=event_type, body=body)
+            delivery.save(force_insert=True)
+            _schedule(delivery, timezone.now())
+            delivery.save(update_fields=["task_id", "next_attempt_at"])
+    except IntegrityError:
+        return None
+    return delivery
+
+
 @task(takes_context=True)
 def process_delivery(context: TaskContext, delivery_id: int) -> str:
-    """A worker's job: run the attempt begun when this task was claimed (or nothing, for a stray copy)."""
+    """A worker's job: run the attempt begun when this task was claimed (nothing, for a stray copy).
+
+    A delivery applied in the claim itself (``local_deliveries``) only reports that attempt's outcome.
+    """
     token = str(context.task_result.id)
+    if token in _applied_in_claim:
+        return _applied_in_claim.pop(token)
     if not WebhookDelivery.objects.filter(pk=delivery_id, lease_token=token).exists():
         return "skipped"
     try:
@@ -159,8 +179,19 @@ def begin_claimed(delivery_id: int, task_id: Any, worker_id: str) -> None:
         _give_up(delivery)
         delivery.save(update_fields=["status", "last_error", "task_id", "next_attempt_at", *deliveries.LEASE_FIELDS])
         return
+    delivery.task_id = None  # the claimed task is spent
+    if local_deliveries.applies_locally(delivery.vendor, delivery.event_type):
+        # No vendor call: applied here, in the claim's transaction; no lease, and a successor only to retry a failure.
+        outcome = local_deliveries.apply(delivery, delivery.payload)
+        if not outcome.needs_lease:
+            _after_attempt(delivery, outcome)
+            _applied_in_claim.clear()  # one claim at a time: an entry left by a claim that never committed goes
+            _applied_in_claim[str(task_id)] = outcome.status
+            fields = ["attempts", "status", "last_error", "processed_at", "task_id", "next_attempt_at"]
+            delivery.save(update_fields=[*fields, *deliveries.LEASE_FIELDS])
+            return
     deliveries.begin_attempt(delivery, owner=worker_id, token=str(task_id), now=now)
-    delivery.task_id = None  # the claimed task is spent: the successor takes its place
+    # The successor takes the claimed task's place.
     _schedule(delivery, delivery.lease_until + backoff(delivery.attempts))
     delivery.save(update_fields=["task_id", "next_attempt_at"])
 

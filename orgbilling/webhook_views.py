@@ -31,7 +31,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import chargebee_events, conf, deliveries, scalekit_events, scalekit_signature
+from . import chargebee_events, conf, deliveries, local_deliveries, scalekit_events, scalekit_signature
 from .models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -75,12 +75,17 @@ def parsed(parse: Callable[[bytes], dict], body: bytes) -> dict:
         raise Rejected(400, str(exc)) from None
 
 
-def record_and_process(vendor: str, event_id: str, event_type: str, body: bytes) -> JsonResponse:
+def record_and_process(vendor: str, event: dict, event_id: str, event_type: str, body: bytes) -> JsonResponse:
     """Record the delivery, then process it here or, in queue mode, leave it to a worker."""
-    delivery = deliveries.record_delivery(vendor, event_id, event_type, body.decode("utf-8"))
+    text = body.decode("utf-8")
     if conf.get("ORGBILLING_PROCESSING") == "queue":
-        return queue(delivery)
-    outcome = deliveries.process_delivery(delivery.pk)
+        return record_and_queue(vendor, event_id, event_type, text)
+    outcome = None
+    if local_deliveries.applies_locally(vendor, event_type):
+        outcome = local_deliveries.record_and_apply(vendor, event_id, event_type, text, event)
+    if outcome is None:
+        delivery = deliveries.record_delivery(vendor, event_id, event_type, text)
+        outcome = deliveries.process_delivery(delivery.pk)
     logger.info(
         "webhook %s %s %s -> %s",
         vendor,
@@ -94,13 +99,20 @@ def record_and_process(vendor: str, event_id: str, event_type: str, body: bytes)
     return JsonResponse({"eventId": event_id, "status": body_status, "duplicate": outcome.already_done}, status=status)
 
 
-def queue(delivery: WebhookDelivery) -> JsonResponse:
-    """Queue mode's answer: 202 once recorded (the task is enqueued on commit); 200 for a delivery already done."""
+def record_and_queue(vendor: str, event_id: str, event_type: str, text: str) -> JsonResponse:
+    """Queue mode's answer: 202 once recorded and queued; 200 for a delivery already done.
+
+    A new event is recorded with its task in one commit; a copy of a recorded one is
+    queued only if it has no task pending.
+    """
     from . import tasks  # the tasks API is only installed with the queue extra
 
+    delivery = tasks.record_and_enqueue(vendor, event_id, event_type, text)
+    if delivery is None:
+        delivery = deliveries.record_delivery(vendor, event_id, event_type, text)
+        if not delivery.is_done:
+            tasks.enqueue(delivery.pk)
     done = delivery.is_done
-    if not done:
-        tasks.enqueue(delivery.pk)
     status = delivery.status if done else "queued"
     fields = {"vendor": delivery.vendor, "event_type": delivery.event_type, "event_id": delivery.event_id}
     logger.info("webhook %s %s %s -> %s", *fields.values(), status, extra={**fields, "outcome": status})
@@ -126,7 +138,7 @@ def scalekit_webhook(request: HttpRequest) -> JsonResponse:
         event = parsed(scalekit_events.parse_event, body)
     except Rejected as rejection:
         return rejection.response()
-    return record_and_process(WebhookDelivery.Vendor.SCALEKIT, event["id"], event["type"], body)
+    return record_and_process(WebhookDelivery.Vendor.SCALEKIT, event, event["id"], event["type"], body)
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:
@@ -167,4 +179,4 @@ def chargebee_webhook(request: HttpRequest) -> JsonResponse:
         event = parsed(chargebee_events.parse_event, body)
     except Rejected as rejection:
         return rejection.response()
-    return record_and_process(WebhookDelivery.Vendor.CHARGEBEE, event["id"], event["event_type"], body)
+    return record_and_process(WebhookDelivery.Vendor.CHARGEBEE, event, event["id"], event["event_type"], body)
