@@ -228,6 +228,7 @@ def test_download_redirects_to_a_fresh_link_never_stored_or_logged(manager, acme
 
 
 def test_download_refusals(manager, acme, fake_chargebee, settings):
+    settings.ORGBILLING_THROTTLE_RATE = "2/day"  # a fixed window: no boundary within the test
     other = Organization.objects.create(id="org_other", chargebee_customer_id="cust_other")
     [theirs] = stored(other, 1)
     assert manager.post(f"/billing/invoices/{theirs.pk}/pdf", csrf(manager)).status_code == 404
@@ -237,8 +238,7 @@ def test_download_refusals(manager, acme, fake_chargebee, settings):
     fake_chargebee.fail_next(3, status=503, path=f"/invoices/{mine.pk}/pdf")
     down = manager.post(f"/billing/invoices/{mine.pk}/pdf", csrf(manager))
     assert down.status_code == 502 and "Chargebee is having trouble" in down.content.decode()
-    settings.ORGBILLING_THROTTLE_RATE = "2/day"  # a fixed window: no boundary within the test
-    assert manager.post(f"/billing/invoices/{mine.pk}/pdf", csrf(manager)).status_code == 429
+    assert manager.post(f"/billing/invoices/{mine.pk}/pdf", csrf(manager)).status_code == 429  # the third call
 
 
 # -- JSON API -------------------------------------------------------------------------------
