@@ -169,13 +169,7 @@ class ChargebeeGateway:
 
         ``updated_after`` (unix seconds) lists only subscriptions changed since then.
         """
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        if customer_id:
-            params["customer_id[is]"] = customer_id
-        if updated_after is not None:
-            params["updated_at[after]"] = updated_after
-        if offset:
-            params["offset"] = offset
+        params = _list_params(customer_id, updated_after, offset)
         result = self._call("subscription.list", self.client.Subscription.list, params)
         entries = []
         for entry in result.list:
@@ -223,13 +217,7 @@ class ChargebeeGateway:
         self, *, customer_id: str | None = None, updated_after: int | None = None, offset: str | None = None
     ) -> tuple[list[dict], str | None]:
         """One page (up to 100) of invoices, deleted ones included (so the mirror drops them too)."""
-        params: dict[str, Any] = {"limit": PAGE_SIZE, "include_deleted": True}
-        if customer_id:
-            params["customer_id[is]"] = customer_id
-        if updated_after is not None:
-            params["updated_at[after]"] = updated_after
-        if offset:
-            params["offset"] = offset
+        params = _list_params(customer_id, updated_after, offset, include_deleted=True)
         result = self._call("invoice.list", self.client.Invoice.list, params)
         return [entry.invoice.raw_data for entry in result.list], result.next_offset
 
@@ -246,13 +234,7 @@ class ChargebeeGateway:
         self, *, customer_id: str | None = None, updated_after: int | None = None, offset: str | None = None
     ) -> tuple[list[dict], str | None]:
         """One page (up to 100) of payment sources of every customer (or one)."""
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        if customer_id:
-            params["customer_id[is]"] = customer_id
-        if updated_after is not None:
-            params["updated_at[after]"] = updated_after
-        if offset:
-            params["offset"] = offset
+        params = _list_params(customer_id, updated_after, offset)
         result = self._call("payment_source.list", self.client.PaymentSource.list, params)
         return [entry.payment_source.raw_data for entry in result.list], result.next_offset
 
@@ -360,6 +342,18 @@ def _page_params(
     }
     if gateway_account_id:
         params["card"] = {"gateway_account_id": gateway_account_id}
+    return params
+
+
+def _list_params(customer_id: str | None, updated_after: int | None, offset: str | None, **extra: Any) -> dict:
+    """A list call's parameters: 100 a page, and only the filters that are set."""
+    params: dict[str, Any] = {"limit": PAGE_SIZE, **extra}
+    if customer_id:
+        params["customer_id[is]"] = customer_id
+    if updated_after is not None:
+        params["updated_at[after]"] = updated_after
+    if offset:
+        params["offset"] = offset
     return params
 
 
