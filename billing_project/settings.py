@@ -143,6 +143,11 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO"},  # Django's default handlers out: the root's console writes
         "django.request": {"handlers": ["nowhere"], "propagate": False},
         "django.server": {"handlers": ["nowhere"], "propagate": False},
+        # The vendor clients log whole URLs and payloads (hosted page ids, portal and PDF links) at DEBUG and INFO:
+        # pinned to WARNING so lowering the root level to debug something else cannot leak them.
+        "chargebee": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 

@@ -47,6 +47,13 @@ class ChargebeeError(Exception):
         code = f" [{self.api_error_code}]" if self.api_error_code else ""
         return f"Chargebee: {self.message}{code}"
 
+    @property
+    def summary(self) -> str:
+        """What logs may say: Chargebee's messages echo the ids they were given (hosted pages among them)."""
+        return f"HTTP {self.http_status or '-'} {self.api_error_code or 'error'}" + (
+            f" on {self.param}" if self.param else ""
+        )
+
 
 def customer_meta_data(organization_id: str, pending_subscription_id: str | None = None) -> dict[str, str]:
     """The whole customer meta_data object, always written from local data."""
@@ -125,13 +132,13 @@ class ChargebeeGateway:
             except Exception as exc:  # noqa: BLE001  every SDK failure becomes a ChargebeeError
                 error = _translate(exc)
                 if not error.retryable or attempt >= self.max_retries:
-                    logger.warning("chargebee %s failed after %d tries: %s", label, attempt + 1, error)
+                    logger.warning("chargebee %s failed after %d tries: %s", label, attempt + 1, error.summary)
                     raise error from exc
                 delay = self.backoff * (2**attempt)
                 if error.http_status == 429:
                     delay = max(delay, _retry_after(exc))
                 attempt += 1
-                logger.info("chargebee %s: %s; retry %d in %.1fs", label, error, attempt, delay)
+                logger.info("chargebee %s: %s; retry %d in %.1fs", label, error.summary, attempt, delay)
                 self.sleep(min(delay, 10.0))
 
     # -- customers ---------------------------------------------------------

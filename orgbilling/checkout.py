@@ -306,7 +306,7 @@ def complete_checkout(
         try:
             gateway.acknowledge_hosted_page(hosted_page_id)
         except ChargebeeError as exc:  # the result is applied; acknowledging is bookkeeping
-            logger.warning("could not acknowledge a hosted page: %s", exc)
+            logger.warning("could not acknowledge a hosted page: %s", exc.summary)
     if not result.cancel_pending:
         return CheckoutReturn(Returned.APPLIED, organization, signed_in)
     try:

@@ -54,7 +54,7 @@ def cancel_pending(organization: Organization | None = None) -> tuple[list[str],
         try:
             cancel_with_refund(subscription_id)
         except ChargebeeError as exc:
-            logger.warning("could not cancel %s of a deleted organization: %s", subscription_id, exc)
+            logger.warning("could not cancel %s of a deleted organization: %s", subscription_id, exc.summary)
             failed.append(subscription_id)
         else:
             cancelled.append(subscription_id)

@@ -137,3 +137,18 @@ def test_item8_plain_format_escapes_every_control_character_and_indents_tracebac
         failing = logging.LogRecord("orgbilling", logging.ERROR, __file__, 1, "oops", (), sys.exc_info())
     lines = plain().format(failing).splitlines()
     assert lines[0].endswith("oops") and all(line.startswith("    ") for line in lines[1:])
+
+
+def test_vendor_clients_never_log_urls_even_when_the_root_logs_debug(fake_chargebee, console):
+    """Chargebee's SDK logs each request's URL and payload at DEBUG, httpx each URL at INFO: hosted page ids."""
+    from orgbilling.chargebee_gateway import ChargebeeError, get_gateway
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(ChargebeeError):
+            get_gateway().retrieve_hosted_page("hosted-page-secret")
+    finally:
+        root.setLevel(level)
+    assert "hosted-page-secret" not in written(console.records)
