@@ -511,6 +511,9 @@ class _QuietHandler(WSGIRequestHandler):
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     block_on_close = False  # a request sleeping for fail_next(timeout_seconds=...) must not hold up stop()
+    # socketserver's default backlog of 5 overflows when tests open 20 connections at once, and the kernel then
+    # resets some of them ("connection reset by peer"); Chargebee itself takes any number of callers.
+    request_queue_size = 128
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
