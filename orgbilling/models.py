@@ -167,6 +167,16 @@ class Subscription(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Why orgbilling cancelled (or is cancelling) it in Chargebee itself; empty for Chargebee's own reasons.
     cancel_reason = models.CharField(max_length=30, choices=CancelReason.choices, blank=True)
+    next_billing_at = models.DateTimeField(null=True, blank=True)
+    # Chargebee's renewal_estimate (amount due at next_billing_at, minor units), fetched after a change or renewal
+    # and never during a page request; renewal_estimate_version is the resource_version it was made for.
+    renewal_amount = models.BigIntegerField(null=True, blank=True)
+    renewal_estimated_at = models.DateTimeField(null=True, blank=True)
+    renewal_estimate_version = models.BigIntegerField(null=True, blank=True)
+    # A decrease or downgrade waiting for term end (Chargebee's has_scheduled_changes), with what orgbilling asked
+    # for: {"plan_id", "seats", "effective_at"} (ISO time); empty when Chargebee has none.
+    has_scheduled_changes = models.BooleanField(default=False)
+    scheduled_change = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -460,6 +470,9 @@ class BillingProfile(models.Model):
     vat_number = models.CharField(max_length=20, blank=True)
     billing_address = models.JSONField(default=dict, blank=True)  # line1, line2, city, state, zip, country
     customer_version = models.BigIntegerField(null=True, blank=True)
+    # The customer's card_status (valid, expiring, expired, invalid, no_card, pending_verification): a change is
+    # charged to the card on file only when it is valid or expiring, else it goes through the hosted page.
+    card_status = models.CharField(max_length=30, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -468,3 +481,48 @@ class BillingProfile(models.Model):
     @property
     def has_card(self) -> bool:
         return bool(self.payment_source_id)
+
+
+class ItemPrice(models.Model):
+    """A Chargebee plan item price, mirrored so plan cards show prices without calling Chargebee.
+
+    ``ORGBILLING_PLANS`` says which ones are offered; everything else about the
+    price (amount, period, tiers, trial) comes only from here. A price deleted in
+    Chargebee stays as a tombstone (``deleted_at``) so a late, older event cannot
+    bring it back; subscriptions on it still show its name and price.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        ARCHIVED = "archived"
+        DELETED = "deleted"
+
+    id = models.CharField("Chargebee item price id", max_length=100, primary_key=True)
+    item_id = models.CharField(max_length=100, blank=True)
+    external_name = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    currency = models.CharField(max_length=3)
+    # Minor units of currency; per unit for per_unit, the whole price for flat_fee, unused for tiered models.
+    price = models.BigIntegerField(null=True, blank=True)
+    pricing_model = models.CharField(max_length=20)  # flat_fee, per_unit, tiered, volume, stairstep
+    # [{"starting_unit", "ending_unit" (None for the last), "price"}], as Chargebee lists them.
+    tiers = models.JSONField(default=list, blank=True)
+    period = models.PositiveIntegerField(default=1)
+    period_unit = models.CharField(max_length=10)  # day, week, month, year
+    trial_period = models.PositiveIntegerField(null=True, blank=True)
+    trial_period_unit = models.CharField(max_length=10, blank=True)  # day, month
+    resource_version = models.BigIntegerField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_available(self) -> bool:
+        """Whether Chargebee still sells it (active, not deleted)."""
+        return self.status == self.Status.ACTIVE and self.deleted_at is None
