@@ -5,6 +5,9 @@
 * ``GET /api/subscription``: 200 ``{"subscriptions": [...], "seatsUsed", "seatsPending", "seatLimit",
   "seatsCountedAt", "notices": [{kind, severity, message, url}]}`` from the local tables only (counts null
   until first counted, ``seatLimit`` null: no cap; the billing profile is joined for the notices).
+* ``GET /api/plans[?period=year]``: 200 ``{"currency", "period", "periods", "plans": [...], "current"}``: the
+  offered prices as the billing page shows them (``orgbilling.offers``: every period, amounts in minor units
+  beside formatted strings, tiers, trial, seat range), from local tables only; 401; 403 another organization.
 * ``POST /api/subscription/create``: 200 ``{"mode": "hosted", "url", "subscriptionId"}``;
   400 bad body (``orgbilling.json_input``), plan or seats; 401; 403 (another
   organization, not a billing manager, CSRF); 409 already subscribed; 429
@@ -23,7 +26,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from . import checkout, invoice_downloads, notices
+from . import checkout, invoice_downloads, notices, offers
 from .authorization import Action, authorize_reference, require_organization
 from .decorators import billing_api
 from .errors import NotSignedIn
@@ -80,6 +83,25 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
             "seatLimit": organization.seat_limit if organization else None,
             "seatsCountedAt": organization.seats_counted_at if organization else None,
             "notices": [notice.as_json() for notice in notices.notices(listed)],
+        }
+    )
+
+
+@require_GET
+@billing_api
+def plans(request: HttpRequest) -> JsonResponse:
+    context = request.billing
+    organization = authorize_reference(context, context.organization_id if context else "", Action.VIEW)
+    subscription = checkout.current_subscription(organization)
+    had_trial = subscription is None and checkout.had_trial(organization)
+    offer = offers.build_offer(organization, subscription, request.GET.get("period"), had_trial=had_trial)
+    return JsonResponse(
+        {
+            "currency": offer.currency or None,
+            "period": offer.period if offer.periods else None,
+            "periods": offer.periods,
+            "plans": [card.as_json() for card in offer.choices],
+            "current": offer.current.as_json() if offer.current else None,
         }
     )
 

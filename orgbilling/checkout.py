@@ -22,7 +22,6 @@ calls on its first return only; an unrecorded page is refused without a call.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -140,9 +139,9 @@ def _own_subscription(organization: Organization, subscription_id: object) -> Su
     return found
 
 
-def _choose(plan_id: object, seats: object) -> tuple[plans.Plan, int]:
+def _choose(plan_id: object, seats: object, currency: str = "") -> tuple[plans.Plan, int]:
     try:
-        return plans.choose(plan_id, seats)
+        return plans.choose(plan_id, seats, currency=currency)
     except plans.InvalidPlan as exc:
         raise BillingProblem(str(exc), status=400) from None
 
@@ -169,12 +168,15 @@ def _waiting_row(organization: Organization, plan: plans.Plan, seats: int) -> Su
         return row
 
 
-def _trial_end(organization: Organization, plan: plans.Plan) -> int:
-    """The plan's trial end, or 0 (no trial, whatever Chargebee's item price says) after any earlier trial."""
-    had_trial = organization.subscriptions.filter(Q(trial_start__isnull=False) | Q(trial_end__isnull=False)).exists()
-    if had_trial or not plan.trial_days:
-        return 0
-    return int(time.time()) + plan.trial_days * 86400
+def had_trial(organization: Organization) -> bool:
+    """Whether any subscription of the organization ever had a trial (each organization gets one)."""
+    return organization.subscriptions.filter(Q(trial_start__isnull=False) | Q(trial_end__isnull=False)).exists()
+
+
+def _trial_end(organization: Organization) -> int | None:
+    """0 (no trial, whatever the item price says) after an earlier trial; else None: Chargebee applies the
+    item price's own trial period, the one the page shows from the mirror (months included)."""
+    return 0 if had_trial(organization) else None
 
 
 def _opened(hosted: HostedRedirect) -> dict[str, str]:
@@ -219,7 +221,7 @@ def start_checkout(
             quantity=quantity,
             redirect_url=absolute_url("orgbilling:subscription-success", subscriptionId=subscription.id),
             cancel_url=absolute_url("orgbilling:billing"),
-            trial_end=_trial_end(organization, plan),
+            trial_end=_trial_end(organization),
             gateway_account_id=conf.get("CHARGEBEE_GATEWAY_ACCOUNT_ID"),
         )
     except ChargebeeError as exc:
@@ -237,7 +239,9 @@ def change_subscription(
     organization = authorize_reference(context, subscription.organization_id, Action.CHANGE)
     if not Subscription.objects.filter(LIVE, pk=subscription.pk).exists():
         raise BillingProblem(_("This subscription has ended: subscribe again instead."), status=409)
-    plan, quantity = _choose(plan_id or subscription.plan_id, subscription.seats if seats in (None, "") else seats)
+    currency = subscription.currency or getattr(plans.describe(subscription.plan_id), "currency", "")
+    chosen_seats = subscription.seats if seats in (None, "") else seats
+    plan, quantity = _choose(plan_id or subscription.plan_id, chosen_seats, currency)  # its currency cannot change
     if (plan.id, quantity) == (subscription.plan_id, subscription.seats):
         raise BillingProblem(_("That is already the subscription's plan and number of seats."), status=400)
     throttle(context, organization)

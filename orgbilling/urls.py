@@ -23,6 +23,7 @@ urlpatterns = [
     path("billing/payment-method/return", views.payment_method_return, name="payment-method-return"),
     path("api/session", api_views.session, name="session"),
     path("api/subscription", api_views.subscriptions, name="subscriptions"),
+    path("api/plans", api_views.plans, name="plans"),
     path("api/subscription/create", api_views.create_subscription, name="subscription-create"),
     path("api/subscription/success", views.subscription_success, name="subscription-success"),
     path("api/invoices", api_views.invoices, name="invoices"),

@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from . import billing_details, checkout, invoice_downloads, payment_health, payment_sources, plans
+from . import billing_details, checkout, invoice_downloads, offers, payment_health, payment_sources
 from .authorization import Action, authorize_reference, is_billing_manager
 from .decorators import View, back_to_billing, problem_page, see_other
 from .errors import BillingProblem, NotFound, NotSignedIn
@@ -46,6 +46,8 @@ def _billing_page(
     context = request.billing
     organization = context.organization
     subscription = checkout.current_subscription(organization)
+    had_trial = subscription is None and checkout.had_trial(organization)  # trials matter to a new checkout only
+    offer = offers.build_offer(organization, subscription, request.GET.get("period"), had_trial=had_trial)
     can_manage = is_billing_manager(context)
     response = render(
         request,
@@ -53,8 +55,9 @@ def _billing_page(
         {
             "organization": organization,
             "subscription": subscription,
-            "subscription_plan": plans.find(subscription.plan_id) if subscription else None,
-            "plans": plans.catalog(),
+            "subscription_plan": offer.current_plan,
+            "plans": offer.plans,  # what the forms offer: plans on offer, in the subscription's currency
+            "offer": offer,
             "can_manage": can_manage,
             "past_due": payment_health.past_due(subscription),
             "profile": (profile := payment_sources.profile_of(organization)),

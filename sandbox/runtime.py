@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 
 from sandbox import outbound
+from sandbox.demo_prices import DEMO_PRICES
 from sandbox.fake_chargebee import FakeChargebee
 from sandbox.scalekit_directory import Directory
 from sandbox.scalekit_faults import Faults
@@ -26,7 +27,7 @@ from sandbox.webhook_sender import Knobs, WebhookSender
 T = TypeVar("T")
 PLAN_PRICE_CENTS = 1500  # per seat and month, for every plan the sandbox sells
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: building the fake Chargebee seeds its prices, whose webhooks need the sender
 _objects: dict[str, Any] = {}
 
 
@@ -60,9 +61,12 @@ def chargebee() -> FakeChargebee:
     def build() -> FakeChargebee:
         plan_ids = [plan["id"] for plan in getattr(settings, "ORGBILLING_PLANS", None) or []]
         plan_ids.append(settings.CHARGEBEE_PLAN_ITEM_PRICE_ID)
+        # Ids a project configures beyond the demo's catalog are sold at one price per seat and month.
         prices = {plan_id: {"price": PLAN_PRICE_CENTS, "item_type": "plan"} for plan_id in plan_ids if plan_id}
         fake = FakeChargebee(str(sandbox_dir() / "chargebee.sqlite3"), settings.CHARGEBEE_API_KEY, prices)
         fake.on_event(lambda event: sender().send(outbound.chargebee_delivery(event)))
+        # Seeded quietly (a site set up before the app): sandbox_demo_setup mirrors them with orgbilling_sync --prices.
+        fake.seed_item_prices(DEMO_PRICES, record=False)
         if not fake.store.find("webhook_endpoint", []):  # the sandbox sends to the app: say so, as Chargebee would
             fake.add_webhook_endpoint(settings.SANDBOX_WEBHOOK_URLS["chargebee"])
         return fake

@@ -21,6 +21,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sandbox.demo_prices import DEMO_PLANS
+
 CREDENTIALS_FILE = "credentials.json"
 SIGNING_KEY_FILE = "scalekit_signing_key.pem"
 PLAN_ITEM_PRICE_ID = "team-USD-monthly"
@@ -66,8 +68,8 @@ def vendor_settings(app_url: str, sandbox_dir: Path, billing_url: str = "") -> d
             "chargebee": f"{billing_url}/api/webhooks/chargebee",
         },
         "SANDBOX_BILLING_URL": f"{billing_url}/billing",
-        # No trial, so paying on the sandbox checkout shows an active subscription straight away.
-        "ORGBILLING_PLANS": [{"id": PLAN_ITEM_PRICE_ID, "name": "Team", "trial_days": 0}],
+        # The demo's catalog (sandbox/demo_prices.py): prices and trials are the fake Chargebee's item prices.
+        "ORGBILLING_PLANS": DEMO_PLANS,
         # The sandbox's pages and fake APIs are vendors, not billing pages: no sign-in context there.
         "ORGBILLING_AUTH_EXEMPT_PATHS": ["/sandbox/"],
     }

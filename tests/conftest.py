@@ -70,12 +70,53 @@ def vendor_settings(settings):
     return settings
 
 
+DEFAULT_PLAN_PRICE = {
+    "id": "team-plan-USD-monthly",
+    "item_id": "team-plan",
+    "external_name": "Team",
+    "status": "active",
+    "currency": "USD",
+    "price": 1500,
+    "pricing_model": "per_unit",
+    "period": 1,
+    "period_unit": "month",
+    "trial_period": 14,
+    "trial_period_unit": "day",
+    "resource_version": 1,
+}
+
+
+def mirror_price(price_id: str, **fields) -> None:
+    """Put an active plan price in the local catalog, as orgbilling_sync --prices would from Chargebee."""
+    from orgbilling.models import ItemPrice
+
+    values = {**DEFAULT_PLAN_PRICE, "item_id": price_id, "external_name": price_id, **fields}
+    values.pop("id")
+    ItemPrice.objects.update_or_create(id=price_id, defaults=values)
+
+
+@pytest.fixture(autouse=True)
+def default_plan_price(request):
+    """Tests that use the database find the default plan (CHARGEBEE_PLAN_ITEM_PRICE_ID) in the mirrored
+    catalog, so checkout offers it as a synced site does. ``@pytest.mark.empty_catalog`` opts out."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db or request.node.get_closest_marker("empty_catalog"):
+        return
+    request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
+    mirror_price("team-plan-USD-monthly", item_id="team-plan", external_name="Team")
+
+
 @pytest.fixture
 def fake_chargebee(settings):
     """A fake Chargebee API served over real HTTP; the app's settings point at it."""
     from sandbox.fake_chargebee import FakeChargebee, serve
+    from sandbox.fake_chargebee_prices import item_price_object
 
     fake = FakeChargebee()
+    # The default plan as the site sells it: per seat, monthly, with a 14-day trial (checkout leaves it to Chargebee).
+    default = {"item_id": "team-plan", "external_name": "Team", "price": 1500, "trial_period": 14}
+    fake.seed_item_prices([item_price_object("team-plan-USD-monthly", **default)], record=False)
     server = serve(fake)
     settings.CHARGEBEE_API_BASE_URL = server.url
     yield fake

@@ -54,7 +54,7 @@ def test_new_organization_sees_the_catalog_and_a_subscribe_form(browser):
     assert "Billing for org_1" in html and "has no active subscription" in html
     assert 'action="/billing/subscribe"' in html and 'name="csrfmiddlewaretoken"' in html
     assert 'name="seats"' in html and 'min="1"' in html and 'max="1000"' in html
-    assert "Standard" in html and "14-day free trial" in html
+    assert "Team" in html and "14-day free trial" in html and "$15.00" in html  # the mirrored item price
     assert 'action="/auth/logout"' in html and "orgbilling/billing.css" in html
     assert "<script" not in html and 'action="/billing/change"' not in html
 
@@ -63,7 +63,7 @@ def test_subscribed_organization_sees_its_subscription(browser):
     active_subscription(cancel_at_period_end=True, cancelled_at=datetime(2031, 3, 14, tzinfo=UTC))
     html = browser.get("/billing").content.decode()
     assert "Billing for Acme" in html
-    assert "Standard" in html and "Active" in html and "12" in html
+    assert "Team" in html and "Active" in html and "12" in html and "$15.00 per seat per month" in html
     assert "cancels on" in html and "March 14, 2031" in html
     assert 'action="/billing/change"' in html and 'action="/billing/portal"' in html
     assert 'action="/billing/subscribe"' not in html

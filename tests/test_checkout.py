@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +14,7 @@ from orgbilling.models import Organization, Subscription
 from orgbilling.subscription_sync import apply_subscription
 from tests.billing_support import context_for, page_id
 from tests.chargebee_payloads import SignalLog
+from tests.conftest import mirror_price
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +67,7 @@ def test_checkout_with_an_existing_customer_costs_two_calls(customer, fake_charg
         f"http://testserver/api/subscription/success?subscriptionId={hosted.subscription_id}"
     )
     assert page.params["cancel_url"] == "http://testserver/billing"
-    assert abs(int(page.params["subscription[trial_end]"]) - (time.time() + 14 * 86400)) < 60
+    assert "subscription[trial_end]" not in page.params  # Chargebee applies the item price's own trial
     assert "card[gateway_account_id]" not in page.params
     row = Subscription.objects.get(pk=hosted.subscription_id)
     assert (row.organization_id, row.status, row.plan_id, row.seats) == ("org_1", "future", PLAN, 5)
@@ -152,15 +152,17 @@ def test_unknown_plan_or_seats_out_of_range_is_a_400(customer, fake_chargebee, p
 
 def test_plan_catalog_comes_from_settings(customer, fake_chargebee, settings):
     settings.ORGBILLING_PLANS = [
-        {"id": "starter-USD", "name": "Starter", "trial_days": 0, "max_seats": 5},
+        {"id": "starter-USD", "name": "Starter", "max_seats": 5},
         {"id": "scale-USD", "name": "Scale", "min_seats": 10, "max_seats": 500},
     ]
+    mirror_price("starter-USD", trial_period=None)
+    mirror_price("scale-USD")
     with pytest.raises(BillingProblem, match="between 10 and 500 for Scale"):
         checkout.start_checkout(context_for(), plan_id="scale-USD", seats=5)
     checkout.start_checkout(context_for(), seats=5)  # the first plan is the default
     [page] = fake_chargebee.calls("POST", "/hosted_pages/checkout_new_for_items")
     assert page.params["subscription_items[item_price_id][0]"] == "starter-USD"
-    assert page.params["subscription[trial_end]"] == "0"
+    assert "subscription[trial_end]" not in page.params  # no earlier trial: the item price decides (none here)
 
 
 def test_success_applies_the_hosted_page_and_acknowledges_it(

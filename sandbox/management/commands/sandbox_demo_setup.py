@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.core.wsgi import get_wsgi_application
 
@@ -51,6 +52,8 @@ class Command(BaseCommand):
         try:
             users = demo.seed()
             delivered = runtime.sender().wait_idle(DELIVERY_TIMEOUT)
+            # The price catalog, as an operator's first sync would mirror it (webhooks keep it current after).
+            call_command("orgbilling_sync", "--prices", stdout=self.stdout, stderr=self.stderr)
         finally:
             if server:
                 server.stop()
