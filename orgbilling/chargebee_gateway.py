@@ -219,6 +219,12 @@ class ChargebeeGateway:
             return current.subscription.raw_data
         return result.subscription.raw_data
 
+    def renewal_estimate(self, subscription_id: str) -> dict:
+        """What Chargebee will charge when the subscription next bills: the ``estimate`` object
+        (``invoice_estimate`` with ``amount_due``, ``line_items``...). Refused for a cancelled subscription."""
+        method = self.client.Estimate.renewal_estimate
+        return self._call("estimate.renewal_estimate", method, subscription_id, {}).estimate.raw_data
+
     # -- invoices ------------------------------------------------------------
     def list_invoices_page(
         self, *, customer_id: str | None = None, updated_after: int | None = None, offset: str | None = None

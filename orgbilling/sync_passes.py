@@ -21,6 +21,7 @@ from .models import Organization
 from .organization_sync import sync_organizations
 from .payment_health import end_grace_periods
 from .reconcile import sync_subscriptions
+from .renewal_estimates import sync_estimates
 from .seat_sync import sync_seats
 
 
@@ -185,5 +186,29 @@ register(
         "past-due subscriptions whose grace ran out: send grace_period_ended once (no vendor call)",
         _grace_periods,
         lambda: [],
+    )
+)
+
+
+def _renewal_estimates(options: SyncOptions) -> PassReport:
+    organization = options.organization
+    summary = sync_estimates(
+        organization_id=organization.pk if organization else None,
+        dry_run=options.dry_run,
+        progress=lambda done: options.progress("renewal estimates", done),
+    )
+    lines = [f"would fetch: {subscription_id}" for subscription_id in summary.wanted]
+    lines += [f"failed (see the log; the old figure stays, shown as being updated): {sub}" for sub in summary.failed]
+    problem = f"{len(summary.failed)} renewal estimates could not be fetched" if summary.failed else ""
+    return PassReport(str(summary), lines, problem)
+
+
+register(
+    SyncPass(
+        "renewal-estimates",
+        "the next charge of each renewing subscription whose estimate is missing or older than its last change "
+        "(Chargebee's renewal_estimate, one call each)",
+        _renewal_estimates,
+        _unset("CHARGEBEE_API_KEY"),
     )
 )

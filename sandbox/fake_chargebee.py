@@ -25,10 +25,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from sandbox import fake_chargebee_customers, fake_chargebee_invoices, fake_chargebee_payment_sources
+from sandbox import (
+    fake_chargebee_customers,
+    fake_chargebee_invoices,
+    fake_chargebee_payment_sources,
+    fake_chargebee_renewals,
+)
 from sandbox.fake_chargebee_customers import CustomersMixin
 from sandbox.fake_chargebee_invoices import InvoicingMixin
 from sandbox.fake_chargebee_payment_sources import PaymentSourcesMixin
+from sandbox.fake_chargebee_renewals import RenewalsMixin
 from sandbox.fake_chargebee_store import (
     CUSTOMER_FIELDS,
     Body,
@@ -81,7 +87,7 @@ class _Request:
     site_url: str  # scheme://host plus whatever the app is mounted under, before /api/v2
 
 
-class FakeChargebee(InvoicingMixin, PaymentSourcesMixin, CustomersMixin, ChargebeeState):
+class FakeChargebee(InvoicingMixin, PaymentSourcesMixin, CustomersMixin, RenewalsMixin, ChargebeeState):
     """A WSGI app serving Chargebee's API under any path prefix ending in /api/v2.
 
     `api_key=None` accepts any non-empty key. The request log (`calls`) and fault injection
@@ -496,6 +502,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Body]]] = [
         *fake_chargebee_invoices.ROUTES,
         *fake_chargebee_payment_sources.ROUTES,
         *fake_chargebee_customers.ROUTES,
+        *fake_chargebee_renewals.ROUTES,
     ]
 ]
 

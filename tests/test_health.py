@@ -29,6 +29,7 @@ def healthy(fake_chargebee):
         "--invoices",
         "--payment-sources",
         "--grace-periods",
+        "--renewal-estimates",
         stdout=io.StringIO(),
         stderr=io.StringIO(),
     )
