@@ -36,6 +36,8 @@ SUBSCRIPTION_EVENTS = (
     "subscription_resumed",
     "subscription_cancellation_scheduled",
     "subscription_scheduled_cancellation_removed",
+    "subscription_changes_scheduled",
+    "subscription_scheduled_changes_removed",
     "subscription_cancelled",
     "subscription_deleted",
 )
