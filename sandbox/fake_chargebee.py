@@ -89,9 +89,7 @@ class _Request:
     site_url: str  # scheme://host plus whatever the app is mounted under, before /api/v2
 
 
-class FakeChargebee(
-    ChangesMixin, PricesMixin, InvoicingMixin, PaymentSourcesMixin, CustomersMixin, ChargebeeState
-):
+class FakeChargebee(ChangesMixin, PricesMixin, InvoicingMixin, PaymentSourcesMixin, CustomersMixin, ChargebeeState):
     """A WSGI app serving Chargebee's API under any path prefix ending in /api/v2.
 
     `api_key=None` accepts any non-empty key. The request log (`calls`) and fault injection
