@@ -118,6 +118,13 @@ def _dues(data: dict) -> dict[str, Any]:
     }
 
 
+def _scheduled_changes(data: dict) -> dict[str, Any]:
+    """Chargebee's flag for a change waiting for the term's end; without one, what orgbilling noted of it goes."""
+    if data.get("has_scheduled_changes") is True:
+        return {"has_scheduled_changes": True}  # scheduled_change (what was asked for) is kept
+    return {"has_scheduled_changes": False, "scheduled_change": {}}
+
+
 @dataclass(frozen=True)
 class SubscriptionSnapshot:
     """One Chargebee subscription as orgbilling stores it."""
@@ -166,6 +173,7 @@ class SubscriptionSnapshot:
                 "cancelled_at": cancelled_at,
                 # When Chargebee bills next (absent once nothing renews: cancelled, or cancelling at term end).
                 "next_billing_at": _time(data, "next_billing_at"),
+                **_scheduled_changes(data),
                 "resource_version": _integer(
                     data.get("resource_version"), "subscription resource_version", MAX_VERSION
                 ),

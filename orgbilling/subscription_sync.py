@@ -58,6 +58,7 @@ TRACKED_FIELDS = (
     "cancel_at_period_end",
     "cancelled_at",
     "deleted_at",
+    "has_scheduled_changes",
 )
 
 
