@@ -225,8 +225,9 @@ def _renewal_estimates(options: SyncOptions) -> PassReport:
     )
     lines = [f"would fetch: {subscription_id}" for subscription_id in summary.wanted]
     lines += [f"failed (see the log; the old figure stays, shown as being updated): {sub}" for sub in summary.failed]
-    problem = f"{len(summary.failed)} renewal estimates could not be fetched" if summary.failed else ""
-    return PassReport(str(summary), lines, problem)
+    # Not a failed pass: a figure that could not be fetched only stays marked stale (a subscription Chargebee no
+    # longer has is the subscriptions pass's to report), and the next run tries again.
+    return PassReport(str(summary), lines)
 
 
 register(
