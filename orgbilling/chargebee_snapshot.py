@@ -109,6 +109,13 @@ def _dues(data: dict) -> dict[str, Any]:
     }
 
 
+def _scheduled_changes(data: dict) -> dict[str, Any]:
+    """Chargebee's flag for a change waiting for the term's end; without one, what orgbilling noted of it goes."""
+    if data.get("has_scheduled_changes") is True:
+        return {"has_scheduled_changes": True}  # scheduled_change (what was asked for) is kept
+    return {"has_scheduled_changes": False, "scheduled_change": {}}
+
+
 @dataclass(frozen=True)
 class SubscriptionSnapshot:
     """One Chargebee subscription as orgbilling stores it."""
@@ -155,6 +162,7 @@ class SubscriptionSnapshot:
                 "cancel_at_period_end": status not in CLOSED_STATUSES
                 and (status == Subscription.Status.NON_RENEWING or scheduled),
                 "cancelled_at": cancelled_at,
+                **_scheduled_changes(data),
                 "resource_version": _integer(
                     data.get("resource_version"), "subscription resource_version", MAX_VERSION
                 ),
