@@ -53,7 +53,7 @@ def row(fake, clock) -> Subscription:
     provisioning.ensure_customer("org_1", "Acme")
     sub = fake.create_subscription("org_1", PLAN, 3, id="cb_sub_1")
     applied = apply_subscription(sub, fake.get_customer("org_1")).subscription
-    BillingProfile.objects.create(organization_id="org_1", card_status="valid")
+    BillingProfile.objects.update_or_create(organization_id="org_1", defaults={"card_status": "valid"})
     clock.now += 15 * DAY
     fake.reset_calls()
     return applied
