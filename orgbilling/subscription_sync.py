@@ -36,7 +36,7 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import seat_limits, signals
+from . import renewal_estimates, seat_limits, signals
 from .chargebee_snapshot import CLOSED_STATUSES, MAX_VERSION, SubscriptionSnapshot, meta_value
 from .customer_profile import apply_customer
 from .models import CancelReason, Invoice, Organization, Subscription, new_subscription_id
@@ -302,6 +302,7 @@ def apply_subscription(
             fired.append(signals.payment_recovered)
         _queue_signals(fired, row, previous_status)
         seat_limits.refresh_limit(organization)
+        renewal_estimates.after_apply(row)  # its next charge, fetched after the commit (queue mode: a task)
     logger.debug("applied %s snapshot of %s to %s (%s)", event_type or "a", snapshot.id, row.pk, row.status)
     return ApplyResult(row, applied=True, created=created, reason=reason, previous_status=previous_status)
 
