@@ -135,6 +135,7 @@ register(
     )
 )
 
+
 def _mirror(run: Callable[..., PassSummary], unit: str) -> Callable[[SyncOptions], PassReport]:
     """A pass over a list of Chargebee objects applied through their mirror (invoices, payment sources)."""
 
