@@ -20,6 +20,7 @@ from .mirror_sync import PassSummary, sync_invoices, sync_payment_sources
 from .models import Organization
 from .organization_sync import sync_organizations
 from .payment_health import end_grace_periods
+from .prices import sync_item_prices
 from .reconcile import sync_subscriptions
 from .seat_sync import sync_seats
 
@@ -158,6 +159,21 @@ def _mirror(run: Callable[..., PassSummary], unit: str) -> Callable[[SyncOptions
     return run_pass
 
 
+def _prices(options: SyncOptions) -> PassReport:
+    """The plan catalog (one list for every organization), and the offered prices it lacks."""
+    try:
+        summary = sync_item_prices(
+            since=options.since, dry_run=options.dry_run, progress=lambda done: options.progress("item prices", done)
+        )
+    except ChargebeeError as exc:
+        return PassReport("stopped", problem=f"sync stopped: {exc}")
+    would = "would be " if options.dry_run else ""
+    lines = [f"failed (unreadable, see the log): {price_id}" for price_id in summary.failed]
+    lines += [f"{would}marked deleted (Chargebee no longer lists it): {price_id}" for price_id in summary.gone]
+    problem = f"{len(summary.failed)} item prices could not be applied" if summary.failed else ""
+    return PassReport(str(summary), lines, problem)
+
+
 def _grace_periods(options: SyncOptions) -> PassReport:
     ended = end_grace_periods(dry_run=options.dry_run)
     would = "would be " if options.dry_run else ""
@@ -177,6 +193,15 @@ register(
         "payment-sources",
         "every customer's payment sources from Chargebee's list",
         _mirror(sync_payment_sources, "payment sources"),
+        _unset("CHARGEBEE_API_KEY"),
+    )
+)
+register(
+    SyncPass(
+        "prices",
+        "plan item prices from Chargebee's list (the catalog the billing page offers; a full run also marks "
+        "deleted those Chargebee no longer lists)",
+        _prices,
         _unset("CHARGEBEE_API_KEY"),
     )
 )
