@@ -103,15 +103,16 @@ def run_suite(args: argparse.Namespace, counts: dict[str, int]) -> list:
     from django.test import override_settings
 
     from sandbox.fake_chargebee import FakeChargebee, serve
-    from tests.scalekit_support import CLIENT_ID, ScalekitStub
+    from tests.scalekit_support import CLIENT_ID
 
     from . import burst, reconcile, web
     from .load import basic_auth
+    from .scalekit import BenchScalekit
 
     connections.close_all()  # the database is dropped with FORCE: reconnect to the new one
     reset_database(args.database)
     call_command("migrate", verbosity=0)
-    stub, fake = ScalekitStub(), FakeChargebee()
+    stub, fake = BenchScalekit(), FakeChargebee()
     chargebee = serve(fake)
     env = {**os.environ, **environment(args.database, stub.env_url, CLIENT_ID, chargebee.url)}
     os.environ["DJANGO_SETTINGS_MODULE"] = env["DJANGO_SETTINGS_MODULE"]

@@ -299,6 +299,22 @@ class ChargebeeGateway:
         method = self.client.HostedPage.manage_payment_sources
         return self._call("hosted_page.manage_payment_sources", method, params, post=True).hosted_page.raw_data
 
+    # -- item prices (the plan catalog) -------------------------------------------
+    def list_item_prices_page(
+        self, *, updated_after: int | None = None, offset: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """One page (up to 100) of plan item prices, active and archived."""
+        params = _list_params(None, updated_after, offset, **{"item_type[is]": "plan"})
+        result = self._call("item_price.list", self.client.ItemPrice.list, params)
+        return [entry.item_price.raw_data for entry in result.list], result.next_offset
+
+    def iter_item_prices(self, *, updated_after: int | None = None) -> Iterator[dict]:
+        """Every plan item price (or those updated after a unix time), 100 per list call."""
+        return _every_page(self.list_item_prices_page, updated_after=updated_after)
+
+    def retrieve_item_price(self, item_price_id: str) -> dict:
+        return self._call("item_price.retrieve", self.client.ItemPrice.retrieve, item_price_id).item_price.raw_data
+
     # -- events --------------------------------------------------------------
     def retrieve_event(self, event_id: str) -> dict:
         """The event as Chargebee stores it (the envelope and its ``content`` as plain dicts)."""

@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from . import seat_limits, signals
 from .chargebee_snapshot import CLOSED_STATUSES, MAX_VERSION, SubscriptionSnapshot, meta_value
+from .customer_profile import apply_customer
 from .models import CancelReason, Invoice, Organization, Subscription, new_subscription_id
 
 logger = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ def apply_subscription(
         elif (customer_version(customer) or -1) > (organization.chargebee_customer_version or -1):
             # Compared on the locked row first: most events carry a customer already seen, costing no UPDATE.
             note_customer_version(organization.pk, customer)
+            apply_customer(organization, customer)  # its billing details and card_status (customer_profile)
         row = _match(snapshot, customer, customer_org, lock=True)
         reason = "created"
         if row is not None:

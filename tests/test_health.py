@@ -28,6 +28,7 @@ def healthy(fake_chargebee):
         "--chargebee",
         "--invoices",
         "--payment-sources",
+        "--prices",
         "--grace-periods",
         stdout=io.StringIO(),
         stderr=io.StringIO(),
