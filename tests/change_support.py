@@ -46,12 +46,13 @@ def change_fake(settings, clock):
 
 @pytest.fixture
 def change_row(change_fake, clock) -> Subscription:
-    """org_1 subscribed to 3 Team seats on April 1, mirrored here; its card is valid; now it is April 16."""
+    """org_1 subscribed to 3 Team seats on April 1 with a valid card, mirrored here; now it is April 16."""
     provisioning.ensure_customer("org_1", "Acme")
     fake = change_fake
     sub = fake.create_subscription("org_1", PLAN, 3, id="cb_sub_1")
+    fake.add_card("org_1", "4242424242424242")  # the customer's card_status is now "valid"
     applied = apply_subscription(sub, fake.get_customer("org_1")).subscription
-    BillingProfile.objects.create(organization_id="org_1", card_status="valid")
+    assert BillingProfile.objects.get(organization_id="org_1").card_status == "valid"
     clock.now += 15 * DAY
     fake.reset_calls()
     return applied

@@ -13,6 +13,7 @@ import pytest
 
 from orgbilling.chargebee_gateway import ChargebeeError, change_params, get_gateway
 from sandbox.fake_chargebee import FakeChargebee, serve
+from sandbox.fake_chargebee_prices import item_price_object
 
 PLAN, PRO = "team-plan-USD-monthly", "pro-plan-USD-monthly"
 PRICES = {PLAN: {"price": 1000, "item_type": "plan"}, PRO: {"price": 3000, "item_type": "plan"}}
@@ -189,3 +190,17 @@ def test_end_of_term_with_invoice_immediately_is_refused(fake, sub):
             "cb_sub_1", {**change_params(item_price_id=PLAN, quantity=2, increase=False), "invoice_immediately": True}
         )
     assert refused.value.param == "invoice_immediately"
+
+
+def test_amounts_follow_the_stored_item_price_tiers(fake, clock):
+    tiers = [{"starting_unit": 1, "ending_unit": 3, "price": 1000}, {"starting_unit": 4, "price": 500}]
+    fake.put_item_price(
+        item_price_object(PLAN, item_id="team", external_name="Team", pricing_model="tiered", tiers=tiers)
+    )
+    fake.create_subscription("cust_1", PLAN, 3, id="cb_sub_1")  # 3 x $10 a month
+    clock.now += 15 * DAY
+    estimate = get_gateway().estimate_update_for_items(
+        "cb_sub_1", change_params(item_price_id=PLAN, quantity=5, increase=True)
+    )
+    assert estimate["invoice_estimate"]["amount_due"] == (4000 - 3000) // 2  # seats 4 and 5 at $5, half a term
+    assert estimate["next_invoice_estimate"]["total"] == 4000
