@@ -77,6 +77,11 @@ class ChangesMixin:
         """Tell the fake what time it is (proration counts the term's remaining fraction by this clock)."""
         self.store._clock = clock
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's time forward (the sandbox console's "days later"), from whatever clock it has."""
+        current = self.store._clock
+        self.set_clock(lambda: current() + seconds)
+
     def decline_next_change(self, keep_change: bool = False) -> None:
         """The next change that charges a card is declined; with `keep_change` the change stays, invoice unpaid."""
         self.store.put("knob", {"id": DECLINE_KNOB, "on": True, "keep_change": keep_change})
