@@ -24,36 +24,8 @@ def fake(change_fake):
 
 
 @pytest.fixture
-<<<<<<< HEAD
 def row(change_row):
     return change_row
-=======
-def clock() -> Clock:
-    return Clock(APRIL_1)
-
-
-@pytest.fixture
-def fake(settings, clock):
-    settings.ORGBILLING_PLANS = [{"id": PLAN, "name": "Team"}, {"id": PRO, "name": "Pro"}]
-    fake = FakeChargebee(item_prices=PRICES, clock=clock)
-    server = serve(fake)
-    settings.CHARGEBEE_API_BASE_URL = server.url
-    yield fake
-    fake.close()
-    server.stop()
-
-
-@pytest.fixture
-def row(fake, clock) -> Subscription:
-    """org_1 subscribed to 3 Team seats on April 1, mirrored here; its card is valid; now it is April 16."""
-    provisioning.ensure_customer("org_1", "Acme")
-    sub = fake.create_subscription("org_1", PLAN, 3, id="cb_sub_1")
-    applied = apply_subscription(sub, fake.get_customer("org_1")).subscription
-    BillingProfile.objects.update_or_create(organization_id="org_1", defaults={"card_status": "valid"})
-    clock.now += 15 * DAY
-    fake.reset_calls()
-    return applied
->>>>>>> main
 
 
 def paths(fake) -> list[str]:
