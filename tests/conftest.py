@@ -10,7 +10,8 @@ import pytest
 
 from orgbilling import scalekit_signature
 
-pytest_plugins = ["tests.timing"]  # hypothesis profiles, --fuzz, and the guard against sleeping tests
+# hypothesis profiles, --fuzz, and the guard against sleeping tests; the previewed-change fixtures
+pytest_plugins = ["tests.timing", "tests.change_support"]
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCALEKIT_SECRET = "whsec_dGVzdHNlY3JldA=="  # base64("testsecret"), as in Scalekit's Go SDK tests
