@@ -193,3 +193,17 @@ def test_queue_mode_a_copy_recorded_meanwhile_takes_its_task_back_with_the_faile
     assert tasks.record_and_enqueue("chargebee", "ev_local_1", "subscription_changed", "{}") is None
     [task] = DBTaskResult.objects.filter(task_path=tasks.process_delivery.module_path)
     assert (str(task.id), task.args_kwargs["args"]) == (str(first.task_id), ["chargebee", "ev_local_1"])
+
+
+def test_a_newer_snapshot_writes_only_the_columns_it_changed(client):
+    """The row is read under its lock, so the UPDATE names the changed columns only (the ORM builds less)."""
+    assert post_event(client, EVENT).status_code == 200
+    newer = pc2_event("subscription_changed", pc2_subscription(version=3, seats=7), event_id="ev_local_2")
+    with CaptureQueriesContext(connection) as captured:
+        assert post_event(client, newer).json()["status"] == "processed"
+    [update] = [q["sql"] for q in captured.captured_queries if q["sql"].startswith('UPDATE "orgbilling_subscription"')]
+    written = set(re.findall(r'"(\w+)" = ', update.split(" WHERE ")[0]))
+    assert {"seats", "items", "resource_version", "updated_at"} <= written
+    assert not written & {"status", "plan_id", "created_at", "reference_id", "chargebee_subscription_id"}
+    row, version = Subscription.objects.get(), pc2_subscription(version=3)["resource_version"]
+    assert (row.seats, row.status, row.resource_version) == (7, "active", version)
