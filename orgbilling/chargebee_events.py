@@ -20,6 +20,7 @@ from .deliveries import Ignored, NeedsVendorCall, may_call_vendor
 from .event_envelope import decode, envelope, storable
 from .invoices import InvoiceSnapshot, apply_invoice
 from .payment_sources import apply_card_event, apply_customer_payment, apply_payment_source, read_source
+from .prices import ItemPriceSnapshot, apply_item_price
 from .subscription_sync import apply_subscription
 
 MAX_ID_LENGTH = 50  # Chargebee's resource ids (event ids may be longer: the log keeps 255)
@@ -35,6 +36,8 @@ SUBSCRIPTION_EVENTS = (
     "subscription_resumed",
     "subscription_cancellation_scheduled",
     "subscription_scheduled_cancellation_removed",
+    "subscription_changes_scheduled",
+    "subscription_scheduled_changes_removed",
     "subscription_cancelled",
     "subscription_deleted",
 )
@@ -56,14 +59,22 @@ PAYMENT_SOURCE_EVENTS = (
     "payment_source_expired",
 )
 CARD_EVENTS = ("card_expiry_reminder", "card_expired")  # the legacy card object, and the customer
+ITEM_PRICE_EVENTS = ("item_price_created", "item_price_updated", "item_price_deleted")  # content.item_price
 NEEDED_RESOURCE = {
     **dict.fromkeys(PAYMENT_SOURCE_EVENTS, "payment_source"),
     **dict.fromkeys(CARD_EVENTS, "card"),
     **dict.fromkeys(SUBSCRIPTION_EVENTS, "subscription"),
     **dict.fromkeys(CUSTOMER_EVENTS, "customer"),
     **dict.fromkeys(INVOICE_EVENTS, "invoice"),
+    **dict.fromkeys(ITEM_PRICE_EVENTS, "item_price"),
 }
-READERS = {"subscription": SubscriptionSnapshot.read, "invoice": InvoiceSnapshot.read, "payment_source": read_source}
+READERS = {
+    "subscription": SubscriptionSnapshot.read,
+    "invoice": InvoiceSnapshot.read,
+    "payment_source": read_source,
+    "item_price": ItemPriceSnapshot.read,
+}
+ID_LENGTHS = {"content.item_price": 100}  # item price ids are longer than other Chargebee ids
 # Every event type orgbilling acts on: a Chargebee endpoint must send these (orgbilling_health checks it).
 HANDLED_EVENTS = tuple(NEEDED_RESOURCE) + ("dunning_updated",)
 
@@ -80,9 +91,9 @@ def parse_event(body: bytes) -> dict:
 def _check_resource(value: Any, where: str) -> None:
     if not isinstance(value, dict):
         raise MalformedEvent(f"{where} is not an object")
-    resource_id = value.get("id")
-    if not storable(resource_id, MAX_ID_LENGTH) or not resource_id.strip():
-        raise MalformedEvent(f"{where}.id is missing or not a string of at most {MAX_ID_LENGTH} characters")
+    resource_id, length = value.get("id"), ID_LENGTHS.get(where, MAX_ID_LENGTH)
+    if not storable(resource_id, length) or not resource_id.strip():
+        raise MalformedEvent(f"{where}.id is missing or not a string of at most {length} characters")
     reader = READERS.get(where.removeprefix("content.").removesuffix("s[]"))
     if reader is not None:
         # Read the whole snapshot now: a value orgbilling cannot store is a 400 here, not a failed delivery later.
@@ -98,7 +109,7 @@ def validate_event(event: Any) -> dict:
     content = event.get("content")
     if not isinstance(content, dict):
         raise MalformedEvent("event content is missing or not an object")
-    for name in ("subscription", "customer", "invoice", "payment_source"):
+    for name in ("subscription", "customer", "invoice", "payment_source", "item_price"):
         if name in content:
             _check_resource(content[name], f"content.{name}")
     if "subscriptions" in content:
@@ -144,8 +155,15 @@ def _customer_changed(content: dict, event_type: str) -> None:
     apply_customer_details(customer)
 
 
+def _customer_too(content: dict) -> None:
+    """The customer object an event carries beside its resource: its details and card_status (ordering guard)."""
+    if isinstance(content.get("customer"), dict) and content["customer"].get("id"):
+        apply_customer_details(content["customer"])
+
+
 def _payment_source(content: dict, event_type: str) -> None:
     source = content["payment_source"]
+    _customer_too(content)
     result = apply_payment_source(source, content.get("customer"), event_type=event_type)
     if result.profile is None:
         raise _unknown_customer(source.get("customer_id"))
@@ -155,6 +173,7 @@ def _payment_source(content: dict, event_type: str) -> None:
 
 def _card(content: dict, event_type: str) -> None:
     customer = content["customer"]
+    _customer_too(content)
     result = apply_card_event(content["card"] if isinstance(content["card"], dict) else {}, customer, event_type)
     if result.profile is None:
         raise _unknown_customer(customer.get("id"))
@@ -174,6 +193,7 @@ def _customer_deleted(content: dict, event_type: str) -> None:
 def _invoice(content: dict, event_type: str) -> None:
     """Apply the invoice, and the subscription a payment event carries (its dues changed with it)."""
     invoice = content["invoice"]
+    _customer_too(content)
     result = apply_invoice(invoice, content.get("customer"), event_type=event_type)
     if result.invoice is None:
         raise _unknown_customer(invoice.get("customer_id"))
@@ -187,6 +207,7 @@ def _invoice(content: dict, event_type: str) -> None:
 def _dunning(content: dict, event_type: str) -> None:
     """``dunning_updated``: the invoice's retries and the subscription's dues, whichever it carries."""
     applied = False
+    _customer_too(content)
     if isinstance(content.get("invoice"), dict):
         applied = apply_invoice(content["invoice"], content.get("customer"), event_type=event_type).applied
     if isinstance(content.get("subscription"), dict):
@@ -195,12 +216,21 @@ def _dunning(content: dict, event_type: str) -> None:
         raise Ignored("nothing newer to apply (unknown customer, or stale)")
 
 
+def _item_price(content: dict, event_type: str) -> None:
+    """A price of the catalog changed in Chargebee: mirror it (no customer involved)."""
+    item_price = content["item_price"]
+    result = apply_item_price(item_price, event_type=event_type)
+    if not result.applied:
+        raise Ignored(f"{result.reason}: item price {item_price['id']}")
+
+
 EVENT_HANDLERS: dict[str, Callable[[dict, str], None]] = {
     "dunning_updated": _dunning,
     **dict.fromkeys(PAYMENT_SOURCE_EVENTS, _payment_source),
     **dict.fromkeys(CARD_EVENTS, _card),
     **dict.fromkeys(SUBSCRIPTION_EVENTS, _apply),
     **dict.fromkeys(INVOICE_EVENTS, _invoice),
+    **dict.fromkeys(ITEM_PRICE_EVENTS, _item_price),
     "customer_changed": _customer_changed,
     "customer_deleted": _customer_deleted,
 }

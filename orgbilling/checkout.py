@@ -37,6 +37,7 @@ from . import audit, conf, plans
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
+from .customer_profile import apply_customer
 from .deleted_org_cancellation import cancel_pending, cancel_with_refund
 from .errors import BillingDenied, BillingProblem, NotFound
 from .links import absolute_url
@@ -212,6 +213,8 @@ def start_checkout(
             organization.chargebee_customer_id, meta_data=customer_meta_data(organization.id, subscription.id)
         )
         note_customer_version(organization.id, customer)
+        with transaction.atomic():  # its card_status and details too, under the organization's lock
+            apply_customer(Organization.objects.select_for_update().get(pk=organization.pk), customer)
         page = gateway.checkout_new_for_items(
             customer_id=organization.chargebee_customer_id,
             subscription_id=subscription.id,

@@ -44,6 +44,10 @@ Payment health, sent after commit like the others:
 * ``grace_period_ended`` (``sender=Subscription``, ``organization``,
   ``subscription``): it stayed past due for ``ORGBILLING_PAST_DUE_GRACE_DAYS``
   and stopped granting entitlements; sent once, by ``orgbilling_sync``.
+
+``item_price_changed`` (``sender=ItemPrice``, ``item_price``, ``created``): a
+price of the mirrored catalog changed (created, updated, archived, deleted),
+after commit, by a webhook or ``orgbilling_sync``'s prices pass.
 """
 
 from django.dispatch import Signal
@@ -60,3 +64,4 @@ seat_released = Signal()
 payment_failed = Signal()
 payment_recovered = Signal()
 grace_period_ended = Signal()
+item_price_changed = Signal()

@@ -37,8 +37,9 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import seat_limits, signals
+from . import renewal_estimates, seat_limits, signals
 from .chargebee_snapshot import CLOSED_STATUSES, MAX_VERSION, SubscriptionSnapshot, meta_value
+from .customer_profile import apply_customer
 from .models import CancelReason, Invoice, Organization, Subscription, new_subscription_id
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ TRACKED_FIELDS = (
     "cancel_at_period_end",
     "cancelled_at",
     "deleted_at",
+    "has_scheduled_changes",
 )
 
 
@@ -271,6 +273,7 @@ def apply_subscription(
         elif (customer_version(customer) or -1) > (organization.chargebee_customer_version or -1):
             # Compared on the locked row first: most events carry a customer already seen, costing no UPDATE.
             note_customer_version(organization.pk, customer)
+            apply_customer(organization, customer)  # its billing details and card_status (customer_profile)
         row = _match(snapshot, customer, customer_org, lock=True)
         reason = "created"
         if row is not None:
@@ -313,6 +316,7 @@ def apply_subscription(
             fired.append(signals.payment_recovered)
         _queue_signals(fired, row, previous_status)
         seat_limits.refresh_limit(organization)
+        renewal_estimates.after_apply(row)  # its next charge, fetched after the commit (queue mode: a task)
     logger.debug("applied %s snapshot of %s to %s (%s)", event_type or "a", snapshot.id, row.pk, row.status)
     return ApplyResult(row, applied=True, created=created, reason=reason, previous_status=previous_status)
 

@@ -20,7 +20,9 @@ from .mirror_sync import PassSummary, sync_invoices, sync_payment_sources
 from .models import Organization
 from .organization_sync import sync_organizations
 from .payment_health import end_grace_periods
+from .prices import sync_item_prices
 from .reconcile import sync_subscriptions
+from .renewal_estimates import sync_estimates
 from .seat_sync import sync_seats
 
 
@@ -135,6 +137,7 @@ register(
     )
 )
 
+
 def _mirror(run: Callable[..., PassSummary], unit: str) -> Callable[[SyncOptions], PassReport]:
     """A pass over a list of Chargebee objects applied through their mirror (invoices, payment sources)."""
 
@@ -155,6 +158,21 @@ def _mirror(run: Callable[..., PassSummary], unit: str) -> Callable[[SyncOptions
         return PassReport(str(summary), lines, problem)
 
     return run_pass
+
+
+def _prices(options: SyncOptions) -> PassReport:
+    """The plan catalog (one list for every organization), and the offered prices it lacks."""
+    try:
+        summary = sync_item_prices(
+            since=options.since, dry_run=options.dry_run, progress=lambda done: options.progress("item prices", done)
+        )
+    except ChargebeeError as exc:
+        return PassReport("stopped", problem=f"sync stopped: {exc}")
+    would = "would be " if options.dry_run else ""
+    lines = [f"failed (unreadable, see the log): {price_id}" for price_id in summary.failed]
+    lines += [f"{would}marked deleted (Chargebee no longer lists it): {price_id}" for price_id in summary.gone]
+    problem = f"{len(summary.failed)} item prices could not be applied" if summary.failed else ""
+    return PassReport(str(summary), lines, problem)
 
 
 def _grace_periods(options: SyncOptions) -> PassReport:
@@ -181,9 +199,43 @@ register(
 )
 register(
     SyncPass(
+        "prices",
+        "plan item prices from Chargebee's list (the catalog the billing page offers; a full run also marks "
+        "deleted those Chargebee no longer lists)",
+        _prices,
+        _unset("CHARGEBEE_API_KEY"),
+    )
+)
+register(
+    SyncPass(
         "grace-periods",
         "past-due subscriptions whose grace ran out: send grace_period_ended once (no vendor call)",
         _grace_periods,
         lambda: [],
+    )
+)
+
+
+def _renewal_estimates(options: SyncOptions) -> PassReport:
+    organization = options.organization
+    summary = sync_estimates(
+        organization_id=organization.pk if organization else None,
+        dry_run=options.dry_run,
+        progress=lambda done: options.progress("renewal estimates", done),
+    )
+    lines = [f"would fetch: {subscription_id}" for subscription_id in summary.wanted]
+    lines += [f"failed (see the log; the old figure stays, shown as being updated): {sub}" for sub in summary.failed]
+    # Not a failed pass: a figure that could not be fetched only stays marked stale (a subscription Chargebee no
+    # longer has is the subscriptions pass's to report), and the next run tries again.
+    return PassReport(str(summary), lines)
+
+
+register(
+    SyncPass(
+        "renewal-estimates",
+        "the next charge of each renewing subscription whose estimate is missing or older than its last change "
+        "(Chargebee's renewal_estimate, one call each)",
+        _renewal_estimates,
+        _unset("CHARGEBEE_API_KEY"),
     )
 )

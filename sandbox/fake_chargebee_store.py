@@ -552,6 +552,7 @@ class ChargebeeState:
         if trial_end is None and trial_days:
             trial_end = self.store.now() + trial_days * 86400
         sub = subscription_object(sub_id, customer["id"], checkout["items"], trial_end, self.store.now())
+        sub["currency_code"] = self._price(checkout["items"][0]["item_price_id"]).get("currency_code", "USD")
         self.store.put("subscription", self.store.touch(sub))
         self._record(events, "subscription_created", "hosted_page", subscription=sub, customer=customer)
         content = {"subscription": sub, "customer": customer}
@@ -667,7 +668,7 @@ def paid_invoice(sub: Body, now: int) -> Body:
         "amount_paid": total,
         "amount_due": 0,
         "paid_at": now,
-        "currency_code": "USD",
+        "currency_code": sub.get("currency_code", "USD"),
         "line_items": line_items,
         "deleted": False,
         "object": "invoice",

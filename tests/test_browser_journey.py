@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.accessibility import assert_accessible, violations
 from tests.processes import free_port
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -149,6 +150,15 @@ def sign_in(page, demo: Demo, who: str) -> None:
     page.wait_for_url(f"{demo.url}{demo.billing}/billing")
 
 
+def tab_to(page, target, limit: int = 60) -> None:
+    """Move the focus to ``target`` with the Tab key alone, as someone without a mouse does."""
+    for _ in range(limit):
+        if target.evaluate("element => element === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {target}")
+
+
 def member_action(page, button: str, email: str) -> None:
     """Add or invite someone on the fake Scalekit's organizations console (Acme's form)."""
     page.goto("/sandbox/scalekit/organizations")
@@ -172,8 +182,13 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
     with evidence("1-subscribe", demo, admin):
         sign_in(admin, demo, "Ada Admin")
         expect(admin.get_by_role("heading", name="Billing for Acme Corp")).to_be_visible()
-        admin.get_by_label("Seats").fill("3")
-        admin.get_by_role("button", name="Subscribe").click()
+        assert_accessible(admin, "the billing page before subscribing")
+        # The keyboard alone: Tab to the seats, type, Tab to Subscribe, Enter.
+        tab_to(admin, admin.get_by_label("Seats"))
+        admin.keyboard.press("ControlOrMeta+A")
+        admin.keyboard.type("3")
+        tab_to(admin, admin.get_by_role("button", name="Subscribe"))
+        admin.keyboard.press("Enter")
 
         admin.wait_for_url(re.compile(r"/sandbox/chargebee/pages/v3/"))
         admin.get_by_label("Card number").fill("4000 0000 0000 0002")
@@ -187,6 +202,7 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         facts = admin.locator("dl").first
         expect(facts).to_contain_text("Active", timeout=0)
         expect(facts).to_contain_text("3", timeout=0)
+        assert_accessible(admin, "the billing page of a subscriber")
 
     console = new_page(browser, demo.url)
     with evidence("1b-seats", demo, admin, console):
@@ -222,6 +238,7 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         expect(console.locator(".messages")).to_contain_text(f"Renewed {subscription_id}")
         billing_shows(admin, demo, "Payment failed")
         expect(admin.locator("#past-due")).to_contain_text("failed on")
+        assert_accessible(admin, "the billing page with a failed payment")
         # Pay now: Chargebee's collect_now page, then back to /billing, which shows the result at once.
         admin.locator("#past-due").get_by_role("button", name="Pay now").click()
         admin.wait_for_url(re.compile(r"/collect_now/"))
@@ -247,6 +264,10 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         expect(member.get_by_text("Only billing managers of Acme Corp can change its billing.")).to_be_visible()
         assert member.locator("form[action*='/billing/']").count() == 0
         assert member.get_by_role("button", name=re.compile("Subscribe|Manage billing|Change")).count() == 0
+        assert_accessible(member, "the billing page of a member")
+        member.goto(f"{demo.billing}/api/subscription/success?id=hp_nobody_opened")
+        expect(member.get_by_role("heading")).to_have_count(1)
+        assert_accessible(member, "a problem page")
 
     staff = new_page(browser, demo.url)
     with evidence("4-admin", demo, staff):
@@ -267,3 +288,11 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         deliveries = staff.locator("#result_list")
         for event_type in ("organization.created", "subscription_created", "subscription_cancellation_scheduled"):
             expect(deliveries).to_contain_text(event_type)
+
+
+def test_the_accessibility_check_fails_a_page_with_a_serious_violation(browser):
+    page = browser.new_page()
+    page.set_content('<!doctype html><html lang="en"><title>t</title><main><input type="text"></main></html>')
+    assert any(line.startswith("label (critical)") for line in violations(page))
+    with pytest.raises(AssertionError, match="label"):
+        assert_accessible(page, "an unlabelled input")

@@ -28,7 +28,9 @@ def healthy(fake_chargebee):
         "--chargebee",
         "--invoices",
         "--payment-sources",
+        "--prices",
         "--grace-periods",
+        "--renewal-estimates",
         stdout=io.StringIO(),
         stderr=io.StringIO(),
     )

@@ -1,0 +1,191 @@
+"""The fake Chargebee's previewed changes, through the real SDK and orgbilling's gateway.
+
+Amounts depend on prorate / end_of_term / invoice_immediately and on the fake's clock, so a preview made
+with other parameters than the change disagrees with what the change charges.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from orgbilling.chargebee_gateway import ChargebeeError, change_params, get_gateway
+from sandbox.fake_chargebee import FakeChargebee, serve
+
+PLAN, PRO = "team-plan-USD-monthly", "pro-plan-USD-monthly"
+PRICES = {PLAN: {"price": 1000, "item_type": "plan"}, PRO: {"price": 3000, "item_type": "plan"}}
+APRIL_1 = datetime(2026, 4, 1, tzinfo=UTC).timestamp()  # a 30-day term: April 1 to May 1
+DAY = 86400
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(APRIL_1)
+
+
+@pytest.fixture
+def fake(settings, clock):
+    fake = FakeChargebee(item_prices=PRICES, clock=clock)
+    server = serve(fake)
+    settings.CHARGEBEE_API_BASE_URL = server.url
+    yield fake
+    fake.close()
+    server.stop()
+
+
+@pytest.fixture
+def sub(fake, clock) -> dict:
+    """An active subscription of 3 seats at $10 started April 1; the clock then moves to April 16 (half left)."""
+    created = fake.create_subscription("cust_1", PLAN, 3, id="cb_sub_1")
+    clock.now += 15 * DAY
+    fake.reset_calls()
+    return created
+
+
+def test_an_increase_is_prorated_by_the_remaining_term_and_invoiced_now(fake, sub):
+    params = change_params(item_price_id=PLAN, quantity=5, increase=True)
+    estimate = get_gateway().estimate_update_for_items("cb_sub_1", params)
+    charge = estimate["invoice_estimate"]
+    assert charge["amount_due"] == 2 * 1000 // 2  # two more seats for half the term
+    assert estimate["credit_note_estimates"] == []
+    assert estimate["next_invoice_estimate"]["total"] == 5 * 1000
+    assert estimate["subscription_estimate"]["next_billing_at"] == sub["next_billing_at"]
+    assert fake.get_subscription("cb_sub_1")["subscription_items"][0]["quantity"] == 3  # a preview changes nothing
+
+    changed = get_gateway().update_for_items("cb_sub_1", params, idempotency_key="key-1")
+    assert changed["invoice"]["amount_paid"] == charge["amount_due"] and changed["invoice"]["status"] == "paid"
+    assert changed["subscription"]["subscription_items"][0]["quantity"] == 5
+    [preview, update] = fake.calls()
+    assert (preview.path, update.path) == (
+        "/estimates/update_subscription_for_items",
+        "/subscriptions/cb_sub_1/update_for_items",
+    )
+    assert {k: v for k, v in preview.params.items() if k != "subscription[id]"} == update.params
+    assert update.params["prorate"] == "true" and update.params["invoice_immediately"] == "true"
+
+
+def test_a_preview_made_with_other_parameters_disagrees_with_the_charge(fake, sub):
+    whole_term = {**change_params(item_price_id=PLAN, quantity=5, increase=True), "prorate": False}
+    preview = get_gateway().estimate_update_for_items("cb_sub_1", whole_term)["invoice_estimate"]["amount_due"]
+    changed = get_gateway().update_for_items(
+        "cb_sub_1", change_params(item_price_id=PLAN, quantity=5, increase=True), idempotency_key="k"
+    )
+    assert (preview, changed["invoice"]["amount_paid"]) == (2000, 1000)
+
+
+def test_the_day_of_the_change_sets_the_amount(fake, sub, clock):
+    params = change_params(item_price_id=PLAN, quantity=4, increase=True)
+    halfway = get_gateway().estimate_update_for_items("cb_sub_1", params)["invoice_estimate"]["amount_due"]
+    clock.now += 12 * DAY  # 3 days of 30 left
+    late = get_gateway().estimate_update_for_items("cb_sub_1", params)["invoice_estimate"]["amount_due"]
+    assert (halfway, late) == (500, 100)
+
+
+def test_an_upgrade_credits_the_unused_part_of_the_old_plan(fake, sub):
+    estimate = get_gateway().estimate_update_for_items(
+        "cb_sub_1", change_params(item_price_id=PRO, quantity=3, increase=True)
+    )
+    [credit] = estimate["credit_note_estimates"]
+    assert credit["total"] == 3 * 1000 // 2
+    assert estimate["invoice_estimate"]["amount_due"] == 3 * 3000 // 2 - 3 * 1000 // 2
+
+
+def test_a_decrease_waits_for_the_term_end_and_can_be_undone(fake, sub):
+    params = change_params(item_price_id=PLAN, quantity=2, increase=False)
+    estimate = get_gateway().estimate_update_for_items("cb_sub_1", params)
+    assert "invoice_estimate" not in estimate and estimate["credit_note_estimates"] == []
+    assert estimate["next_invoice_estimate"]["total"] == 2000
+    changed = get_gateway().update_for_items("cb_sub_1", params, idempotency_key="k")
+    assert changed["subscription"]["has_scheduled_changes"] is True
+    assert changed["subscription"]["subscription_items"][0]["quantity"] == 3  # still 3 until the term ends
+    assert "invoice" not in changed
+    undone = get_gateway().remove_scheduled_changes("cb_sub_1")
+    assert undone["subscription"]["has_scheduled_changes"] is False
+    assert fake.scheduled_change("cb_sub_1") is None
+
+
+def test_a_scheduled_decrease_applies_at_renewal(fake, sub):
+    get_gateway().update_for_items(
+        "cb_sub_1", change_params(item_price_id=PLAN, quantity=2, increase=False), idempotency_key="k"
+    )
+    invoice = fake.renew_now("cb_sub_1")
+    assert invoice["total"] == 2000
+    assert fake.get_subscription("cb_sub_1")["has_scheduled_changes"] is False
+
+
+def test_a_repeated_idempotency_key_changes_once(fake, sub):
+    params = change_params(item_price_id=PLAN, quantity=5, increase=True)
+    answers = []
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(get_gateway().update_for_items("cb_sub_1", params, idempotency_key="same"))
+        )
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({answer["invoice"]["id"] for answer in answers}) == 1
+    assert len(fake.store.find("invoice", [("subscription_id", "is", "cb_sub_1")])) == 1
+
+
+def test_a_declined_change_changes_nothing(fake, sub):
+    fake.decline_next_change()
+    params = change_params(item_price_id=PLAN, quantity=5, increase=True)
+    with pytest.raises(ChargebeeError) as declined:
+        get_gateway().update_for_items("cb_sub_1", params, idempotency_key="k1")
+    assert (declined.value.api_error_code, declined.value.cause) == (
+        "payment_processing_failed",
+        "gateway.general.decline",
+    )
+    assert fake.get_subscription("cb_sub_1")["subscription_items"][0]["quantity"] == 3
+    # the knob is used up: the next try goes through
+    assert get_gateway().update_for_items("cb_sub_1", params, idempotency_key="k2")["invoice"]["status"] == "paid"
+
+
+def test_a_decline_may_keep_the_change_with_an_unpaid_invoice(fake, sub):
+    fake.decline_next_change(keep_change=True)
+    with pytest.raises(ChargebeeError):
+        get_gateway().update_for_items(
+            "cb_sub_1", change_params(item_price_id=PLAN, quantity=5, increase=True), idempotency_key="k"
+        )
+    after = fake.get_subscription("cb_sub_1")
+    assert after["subscription_items"][0]["quantity"] == 5 and after["due_invoices_count"] == 1
+
+
+def test_a_payment_needing_3d_secure_is_refused(fake, sub):
+    fake.require_authentication_next_change()
+    with pytest.raises(ChargebeeError) as refused:
+        get_gateway().update_for_items(
+            "cb_sub_1", change_params(item_price_id=PLAN, quantity=5, increase=True), idempotency_key="k"
+        )
+    assert refused.value.api_error_code == "payment_processing_failed"
+    assert "authentication" in refused.value.cause
+    assert fake.get_subscription("cb_sub_1")["subscription_items"][0]["quantity"] == 3
+
+
+def test_a_decrease_charges_no_card_so_no_knob_is_used(fake, sub):
+    fake.decline_next_change()
+    get_gateway().update_for_items(
+        "cb_sub_1", change_params(item_price_id=PLAN, quantity=2, increase=False), idempotency_key="k"
+    )
+    assert fake.get_subscription("cb_sub_1")["has_scheduled_changes"] is True
+
+
+def test_end_of_term_with_invoice_immediately_is_refused(fake, sub):
+    with pytest.raises(ChargebeeError) as refused:
+        get_gateway().estimate_update_for_items(
+            "cb_sub_1", {**change_params(item_price_id=PLAN, quantity=2, increase=False), "invoice_immediately": True}
+        )
+    assert refused.value.param == "invoice_immediately"
