@@ -10,7 +10,7 @@ as of the fake's clock, `prorate=false` a whole term; `invoice_immediately=true`
 now, `false` leaves it for the next invoice; `end_of_term=true` changes nothing now and schedules
 the new items for the term's end (`has_scheduled_changes`), when `renew_now` applies them.
 
-Prices are the subscription items' `unit_price` (the item price's, when the fake was given prices).
+Prices are the item prices' (`PricesMixin`: per unit, flat fee or tiers), else the subscription items' own.
 Knobs for the sandbox console and tests: `decline_next_change(keep_change=...)` makes the next change
 that charges a card fail with Chargebee's `payment_processing_failed` (with the change kept and its
 invoice left unpaid, or nothing changed), `require_authentication_next_change()` answers that the
@@ -35,7 +35,6 @@ from sandbox.fake_chargebee_store import (
     new_id,
     param_required,
     param_wrong_value,
-    priced,
 )
 
 DECLINE_KNOB = "decline_next_change"
@@ -77,6 +76,11 @@ class ChangesMixin:
     def set_clock(self, clock: Callable[[], float]) -> None:
         """Tell the fake what time it is (proration counts the term's remaining fraction by this clock)."""
         self.store._clock = clock
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's time forward (the sandbox console's "days later"), from whatever clock it has."""
+        current = self.store._clock
+        self.set_clock(lambda: current() + seconds)
 
     def decline_next_change(self, keep_change: bool = False) -> None:
         """The next change that charges a card is declined; with `keep_change` the change stays, invoice unpaid."""
@@ -160,12 +164,13 @@ class ChangesMixin:
             old = {item["item_price_id"]: item for item in sub["subscription_items"]}
             for item in new_items:
                 before = old.pop(item["item_price_id"], None)
-                delta = item["quantity"] - (before["quantity"] if before else 0)
-                if delta > 0:
-                    lines.append(_line(sub, item, delta, fraction, now, end))
-                elif delta < 0:
-                    credits.append(_line(sub, item, -delta, fraction, now, end))
-            credits += [_line(sub, item, item["quantity"], fraction, now, end) for item in old.values()]
+                seats = abs(item["quantity"] - (before["quantity"] if before else 0))
+                difference = item["amount"] - (before["amount"] if before else 0)
+                if difference > 0:
+                    lines.append(_line(sub, item, seats, difference, fraction, now, end))
+                elif difference < 0:
+                    credits.append(_line(sub, item, seats, -difference, fraction, now, end))
+            credits += [_line(sub, item, item["quantity"], item["amount"], fraction, now, end) for item in old.values()]
         credit_notes = [_credit_note_estimate(sub, credits, currency)] if credits else []
         credit_total = sum(line["amount"] for line in credits)
         estimate: Body = {
@@ -180,7 +185,9 @@ class ChangesMixin:
             },
             "credit_note_estimates": credit_notes,
         }
-        renewal = [_line(sub, item, item["quantity"], (1, 1), end, add_month(end)) for item in new_items]
+        renewal = [
+            _line(sub, item, item["quantity"], item["amount"], (1, 1), end, add_month(end)) for item in new_items
+        ]  # noqa: E501
         if options["invoice_immediately"] and lines:
             estimate["invoice_estimate"] = _invoice_estimate(sub, lines, currency, credit_total, now)
             credit_notes[:] = [dict(note, amount_allocated=min(note["total"], _sum(lines))) for note in credit_notes]
@@ -285,12 +292,18 @@ class ChangesMixin:
 
 
 def _new_items(sub: Body, changes: list[Body]) -> list[Body]:
-    """Items after the change: a new plan item replaces the plan, others are updated by item price id."""
-    return [priced(dict(item)) for item in merge_items(sub["subscription_items"], changes, replace=False)]
+    """Items after the change: a new plan item replaces the plan, others are updated by item price id.
+
+    Each keeps the `amount` a term its item price gives (per unit, flat, or from the tiers).
+    """
+    return [dict(item) for item in merge_items(sub["subscription_items"], changes, replace=False)]
 
 
-def _line(sub: Body, item: Body, quantity: int, fraction: tuple[int, int], date_from: int, date_to: int) -> Body:
-    amount = item["unit_price"] * quantity * fraction[0] // fraction[1]
+def _line(
+    sub: Body, item: Body, quantity: int, term_amount: int, fraction: tuple[int, int], date_from: int, date_to: int
+) -> Body:
+    """A line charging (or crediting) `term_amount` a term, for the `fraction` of it that is left."""
+    amount = term_amount * fraction[0] // fraction[1]
     return {
         "id": new_id("li_"),
         "subscription_id": sub["id"],

@@ -65,7 +65,7 @@ def test_subscribed_organization_sees_its_subscription(browser):
     assert "Billing for Acme" in html
     assert "Standard" in html and "Active" in html and "12" in html
     assert "cancels on" in html and "March 14, 2031" in html
-    assert 'action="/billing/change"' in html and 'action="/billing/portal"' in html
+    assert 'action="/billing/change/preview"' in html and 'action="/billing/portal"' in html
     assert 'action="/billing/subscribe"' not in html
 
 

@@ -2,61 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from orgbilling import changes, provisioning
+from orgbilling import changes
 from orgbilling.chargebee_gateway import get_gateway
 from orgbilling.errors import BillingDenied, BillingProblem, NotFound, Throttled
 from orgbilling.models import AuditEvent, BillingProfile, ChangePreview, Organization, Subscription
 from orgbilling.subscription_sync import apply_subscription
-from sandbox.fake_chargebee import FakeChargebee, serve
 from tests.billing_support import context_for
+from tests.change_support import PLAN, PRO
 
 pytestmark = pytest.mark.django_db
 
-PLAN, PRO = "team-plan-USD-monthly", "pro-plan-USD-monthly"
-PRICES = {PLAN: {"price": 1000, "item_type": "plan"}, PRO: {"price": 3000, "item_type": "plan"}}
-APRIL_1 = datetime(2026, 4, 1, tzinfo=UTC).timestamp()  # a 30-day term
-DAY = 86400
 
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def fake(change_fake):
+    return change_fake
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(APRIL_1)
-
-
-@pytest.fixture
-def fake(settings, clock):
-    settings.ORGBILLING_PLANS = [{"id": PLAN, "name": "Team"}, {"id": PRO, "name": "Pro"}]
-    fake = FakeChargebee(item_prices=PRICES, clock=clock)
-    server = serve(fake)
-    settings.CHARGEBEE_API_BASE_URL = server.url
-    yield fake
-    fake.close()
-    server.stop()
-
-
-@pytest.fixture
-def row(fake, clock) -> Subscription:
-    """org_1 subscribed to 3 Team seats on April 1, mirrored here; its card is valid; now it is April 16."""
-    provisioning.ensure_customer("org_1", "Acme")
-    sub = fake.create_subscription("org_1", PLAN, 3, id="cb_sub_1")
-    applied = apply_subscription(sub, fake.get_customer("org_1")).subscription
-    BillingProfile.objects.update_or_create(organization_id="org_1", defaults={"card_status": "valid"})
-    clock.now += 15 * DAY
-    fake.reset_calls()
-    return applied
+def row(change_row):
+    return change_row
 
 
 def paths(fake) -> list[str]:

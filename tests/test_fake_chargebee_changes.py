@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 import pytest
 
 from orgbilling.chargebee_gateway import ChargebeeError, change_params, get_gateway
+from sandbox import runtime
 from sandbox.fake_chargebee import FakeChargebee, serve
+from sandbox.fake_chargebee_prices import item_price_object
+from tests.sandbox_support import sandbox  # noqa: F401  (fixture)
 
 PLAN, PRO = "team-plan-USD-monthly", "pro-plan-USD-monthly"
 PRICES = {PLAN: {"price": 1000, "item_type": "plan"}, PRO: {"price": 3000, "item_type": "plan"}}
@@ -189,3 +192,48 @@ def test_end_of_term_with_invoice_immediately_is_refused(fake, sub):
             "cb_sub_1", {**change_params(item_price_id=PLAN, quantity=2, increase=False), "invoice_immediately": True}
         )
     assert refused.value.param == "invoice_immediately"
+
+
+def test_amounts_follow_the_stored_item_price_tiers(fake, clock):
+    tiers = [{"starting_unit": 1, "ending_unit": 3, "price": 1000}, {"starting_unit": 4, "price": 500}]
+    fake.put_item_price(
+        item_price_object(PLAN, item_id="team", external_name="Team", pricing_model="tiered", tiers=tiers)
+    )
+    fake.create_subscription("cust_1", PLAN, 3, id="cb_sub_1")  # 3 x $10 a month
+    clock.now += 15 * DAY
+    estimate = get_gateway().estimate_update_for_items(
+        "cb_sub_1", change_params(item_price_id=PLAN, quantity=5, increase=True)
+    )
+    assert estimate["invoice_estimate"]["amount_due"] == (4000 - 3000) // 2  # seats 4 and 5 at $5, half a term
+    assert estimate["next_invoice_estimate"]["total"] == 4000
+
+
+@pytest.mark.django_db
+def test_console_knobs_decline_ask_for_3d_secure_and_move_the_clock(client, sandbox):  # noqa: F811
+    fake = runtime.chargebee()
+    fake.create_subscription("org_1", sandbox.CHARGEBEE_PLAN_ITEM_PRICE_ID, 1, id="sub_1")
+    page = client.get("/sandbox/").content.decode()
+    assert "Decline the next change" in page and "Next change needs 3-D Secure" in page
+    params = change_params(item_price_id=sandbox.CHARGEBEE_PLAN_ITEM_PRICE_ID, quantity=2, increase=True)
+    clock_before = fake.store.now()
+
+    assert client.post("/sandbox/changes", {"advance": "1", "days": "15"}).status_code == 302
+    assert fake.store.now() - clock_before >= 15 * DAY
+    assert client.post("/sandbox/changes", {"advance": "1", "days": "-3"}).status_code == 302  # refused, unchanged
+    assert fake.store.now() - clock_before < 16 * DAY
+
+    client.post("/sandbox/changes", {"needs_3ds": "1"})
+    with pytest.raises(Exception, match="3-D Secure"):
+        fake.update_for_items("sub_1", [fake.item(sandbox.CHARGEBEE_PLAN_ITEM_PRICE_ID, 0, 2)], _options(params))
+    client.post("/sandbox/changes", {"decline": "1"})
+    with pytest.raises(Exception, match="declined"):
+        fake.update_for_items("sub_1", [fake.item(sandbox.CHARGEBEE_PLAN_ITEM_PRICE_ID, 0, 2)], _options(params))
+    assert fake.get_subscription("sub_1")["subscription_items"][0]["quantity"] == 1
+    client.post("/sandbox/changes", {"decline_keep": "1"})
+    with pytest.raises(Exception, match="declined"):
+        fake.update_for_items("sub_1", [fake.item(sandbox.CHARGEBEE_PLAN_ITEM_PRICE_ID, 0, 2)], _options(params))
+    assert fake.get_subscription("sub_1")["subscription_items"][0]["quantity"] == 2
+
+
+def _options(params: dict) -> dict:
+    return {name: params.get(name, False) for name in ("prorate", "end_of_term", "invoice_immediately")}
