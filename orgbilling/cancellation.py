@@ -29,7 +29,7 @@ from .chargebee_gateway import ChargebeeError, get_gateway
 from .checkout import _apply, _own_subscription, current_subscription, vendor_problem
 from .errors import BillingProblem, NotFound
 from .middleware import BillingContext
-from .models import Subscription
+from .models import Organization, Subscription
 from .renewal_estimates import refresh_after_change
 
 Status = Subscription.Status
@@ -41,10 +41,8 @@ def term_end(subscription: Subscription) -> datetime | None:
     return subscription.current_period_end or subscription.trial_end
 
 
-def _managed(context: BillingContext | None, subscription_id: object) -> Subscription:
-    """The organization's subscription, for a billing manager (403 first for anyone else, then 404)."""
-    organization = require_organization(context)
-    authorize_reference(context, organization.pk, Action.CANCEL)
+def _find(organization: Organization, subscription_id: object) -> Subscription:
+    """The organization's subscription named (404 for anyone else's), or its current one when none is named."""
     if subscription_id in (None, ""):
         subscription = current_subscription(organization)
         if subscription is None:
@@ -53,9 +51,8 @@ def _managed(context: BillingContext | None, subscription_id: object) -> Subscri
     return _own_subscription(organization, subscription_id)
 
 
-def cancellable(context: BillingContext | None, *, subscription_id: object = None) -> Subscription:
-    """The subscription a cancellation would end, for the confirmation page (no Chargebee call, no budget)."""
-    subscription = _managed(context, subscription_id)
+def _check_cancellable(subscription: Subscription) -> None:
+    """409 for what a cancellation at the end of the term cannot apply to (no call made, no budget spent)."""
     if subscription.cancel_at_period_end:
         ends = subscription.cancelled_at or term_end(subscription)
         day = date_format(ends, "DATE_FORMAT") if ends else ""
@@ -63,6 +60,16 @@ def cancellable(context: BillingContext | None, *, subscription_id: object = Non
     if subscription.status not in CANCELLABLE or not subscription.chargebee_subscription_id:
         message = _("Only an active or trial subscription can be cancelled at the end of its term.")
         raise BillingProblem(message, status=409)
+
+
+def cancellable(context: BillingContext | None, *, subscription_id: object = None) -> Subscription:
+    """The subscription a cancellation would end, for the confirmation page (no Chargebee call, no budget).
+
+    Billing managers only: 403 for anyone else before anything is read, then 404, then 409.
+    """
+    organization = authorize_reference(context, require_organization(context).pk, Action.CANCEL)
+    subscription = _find(organization, subscription_id)
+    _check_cancellable(subscription)
     return subscription
 
 
@@ -82,8 +89,10 @@ def _refused(error: ChargebeeError) -> BillingProblem:
 @audit.billing_action("cancel", asked=("subscription_id",), answer=_ends)
 def schedule_cancellation(context: BillingContext | None, *, subscription_id: object = None) -> Subscription:
     """Cancel the subscription at the end of its term (one Chargebee call); returns the row as applied."""
-    subscription = cancellable(context, subscription_id=subscription_id)
-    throttle(context, context.organization)
+    organization = authorize_reference(context, require_organization(context).pk, Action.CANCEL)
+    subscription = _find(organization, subscription_id)
+    _check_cancellable(subscription)
+    throttle(context, organization)
     try:
         answer = get_gateway().cancel_at_term_end(subscription.chargebee_subscription_id)
     except ChargebeeError as exc:
@@ -95,10 +104,11 @@ def schedule_cancellation(context: BillingContext | None, *, subscription_id: ob
 @audit.billing_action("keep", asked=("subscription_id",), answer=lambda row: {"subscription_id": row.pk})
 def keep_subscription(context: BillingContext | None, *, subscription_id: object = None) -> Subscription:
     """Remove the scheduled cancellation (one Chargebee call, then its next charge); returns the row as applied."""
-    subscription = _managed(context, subscription_id)
+    organization = authorize_reference(context, require_organization(context).pk, Action.CANCEL)
+    subscription = _find(organization, subscription_id)
     if not subscription.cancel_at_period_end or not subscription.chargebee_subscription_id:
         raise BillingProblem(_("This subscription is not scheduled to cancel."), status=409)
-    throttle(context, context.organization)
+    throttle(context, organization)
     try:
         answer = get_gateway().remove_scheduled_cancellation(subscription.chargebee_subscription_id)
     except ChargebeeError as exc:
