@@ -146,3 +146,14 @@ def test_chargebee_is_called_outside_any_transaction(subscribed, monkeypatch):
         ("remove_scheduled_cancellation", False),
         ("renewal_estimate", False),
     ]
+
+
+def test_keeping_while_the_estimate_fails_still_keeps_and_marks_the_figure_stale(manager, subscribed, fake_chargebee):
+    fake_chargebee.cancel_subscription("sub_1", end_of_term=True)
+    apply_subscription(**fake_chargebee.with_customer(fake_chargebee.get_subscription("sub_1")))
+    fake_chargebee.fail_next(10, 503, path="/subscriptions/sub_1/renewal_estimate")
+    response = manager.post("/billing/keep", {"subscription": "sub_1", **token(manager)})
+    assert response.status_code == 302  # never a 500: the change is made, only its figure waits
+    row = Subscription.objects.get(pk="sub_1")
+    assert row.status == "active" and row.renewal_estimate_version is None
+    assert "the amount is being worked out" in manager.get("/billing").content.decode()
