@@ -35,7 +35,6 @@ from django.utils.translation import gettext as _
 
 from . import audit, conf, plans
 from .authorization import Action, authorize_reference, require_organization, throttle
-from .billing_details import apply_customer_details
 from .chargebee_gateway import ChargebeeError, change_params, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
 from .checkout import LIVE, current_subscription, vendor_problem
@@ -286,9 +285,7 @@ def _apply(answer: dict) -> Subscription:
     except InvalidSnapshot as exc:
         logger.error("unreadable subscription from Chargebee: %s", exc)
         raise BillingProblem(_("Chargebee sent a subscription this site cannot read."), status=502) from exc
-    if isinstance(answer.get("customer"), dict) and answer["customer"].get("id"):
-        apply_customer_details(answer["customer"])
-    return result.subscription
+    return result.subscription  # the customer went with it: its card_status and details (customer_profile)
 
 
 def _card_usable(preview: ChangePreview) -> bool:

@@ -14,6 +14,7 @@ from orgbilling.models import AuditEvent, BillingProfile, ChangePreview, Organiz
 from orgbilling.subscription_sync import apply_subscription
 from tests.billing_support import context_for
 from tests.change_support import PLAN, PRO
+from tests.worker_support import run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -249,3 +250,16 @@ def test_a_snapshot_without_scheduled_changes_clears_the_noted_change(fake, row)
     apply_subscription(fake.get_subscription("cb_sub_1"), fake.get_customer("org_1"))
     current = Subscription.objects.get(pk=row.pk)
     assert not current.has_scheduled_changes and current.scheduled_change == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_confirms_at_once_change_and_charge_once(fake, row):
+    """A double click: both requests may call Chargebee, with the one key, and Chargebee changes once."""
+    preview = changes.preview_change(context_for(), seats=5)
+    fake.reset_calls()
+    results = run_concurrently([lambda: changes.confirm_change(context_for(), preview_id=preview.pk)] * 2)
+    assert [result.subscription.seats for result in results] == [5, 5]
+    assert len(fake.store.find("invoice", [])) == 1
+    keys = {call.headers["chargebee-idempotency-key"] for call in fake.calls()}
+    assert keys == {preview.request_key}
+    assert ChangePreview.objects.get(pk=preview.pk).state == ChangePreview.State.APPLIED
