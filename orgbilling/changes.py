@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from . import audit, conf, plans
@@ -357,7 +357,8 @@ def _done_message(preview: ChangePreview) -> str:
     plan = plans.find(preview.plan_id)
     what = {"plan": plan.name if plan else preview.plan_id, "seats": preview.seats}
     if not preview.increase:
-        day = preview.effective_at.date().isoformat() if preview.effective_at else ""
+        when = preview.effective_at
+        day = formats.date_format(timezone.localtime(when), "DATE_FORMAT") if when else ""
         return _("Scheduled: %(plan)s with %(seats)s seats from %(day)s.") % {**what, "day": day}
     if preview.amount_due_now:
         charged = format_money(preview.amount_due_now, preview.currency)
