@@ -24,6 +24,7 @@ from .report import Line
 READ_GOAL, INGEST_GOAL = 1.25, 2.0
 BASELINE_ROWS = 1000
 WARM_UP_ROUNDS = 10
+INGEST_WARM_UP = 20  # deliveries sent before the measured ones (not counted)
 
 
 def _seed_rows() -> None:
@@ -127,10 +128,14 @@ def webhook_ingest(port: int, fake: FakeChargebee, count: int, auth: dict[str, s
     queued, each is only recorded and enqueued (workers apply it later).
     """
     prefix = "ingq_" if queued else "ing_"
-    _seed_subscriptions(prefix, count)
-    bodies = [_changed(prefix, i) for i in range(count)]
+    _seed_subscriptions(prefix, count + INGEST_WARM_UP)
+    bodies = [_changed(prefix, i) for i in range(count + INGEST_WARM_UP)]
     ours = [load.Request("POST", "/api/webhooks/chargebee", body, auth) for body in bodies]
     baseline = [load.Request("POST", "/bench/rows", body) for body in bodies]
+    # Warm-up, concurrent so every gunicorn worker has loaded the webhook path (its imports, its connection).
+    load.run(port, ours[:INGEST_WARM_UP], concurrency=4)
+    load.run(port, baseline[:INGEST_WARM_UP], concurrency=4)
+    ours, baseline = ours[INGEST_WARM_UP:], baseline[INGEST_WARM_UP:]
     calls_before = len(fake.calls())
     ours_results, base_results = load.alternate(port, ours, baseline)
     load.check_statuses(ours_results, {202 if queued else 200}, "webhook ingest")
@@ -141,7 +146,8 @@ def webhook_ingest(port: int, fake: FakeChargebee, count: int, auth: dict[str, s
     )
     newer = pc2_subscription(version=2)["resource_version"]
     applied = Subscription.objects.filter(id__startswith=f"sub_{prefix}", resource_version=newer).count()
-    if recorded.count() != count or applied != (0 if queued else count):
+    total = count + INGEST_WARM_UP
+    if recorded.count() != total or applied != (0 if queued else total):
         raise RuntimeError(f"webhook ingest: {recorded.count()} deliveries recorded, {applied} subscriptions changed")
     chargebee_calls = len(fake.calls()) - calls_before
     name = f"2. Webhook ingest, {'queue mode' if queued else 'inline'} ({count} subscriptions)"

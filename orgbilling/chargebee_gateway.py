@@ -229,6 +229,12 @@ class ChargebeeGateway:
             return current.subscription.raw_data
         return result.subscription.raw_data
 
+    def renewal_estimate(self, subscription_id: str) -> dict:
+        """What Chargebee will charge when the subscription next bills: the ``estimate`` object
+        (``invoice_estimate`` with ``amount_due``, ``line_items``...). Refused for a cancelled subscription."""
+        method = self.client.Estimate.renewal_estimate
+        return self._call("estimate.renewal_estimate", method, subscription_id, {}).estimate.raw_data
+
     # -- previewed changes (orgbilling.changes) -------------------------------
     def estimate_update_for_items(self, subscription_id: str, params: dict[str, Any]) -> dict:
         """What ``update_for_items`` with exactly ``params`` would charge, credit and renew at (changes nothing).

@@ -147,7 +147,7 @@ class Subscription(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.FUTURE)
     plan_id = models.CharField("plan (item price id)", max_length=100, blank=True)
     seats = models.PositiveIntegerField(default=1)
-    # Every subscription item as Chargebee lists it: [{"item_price_id", "item_type", "quantity"}].
+    # Every subscription item as Chargebee lists it: [{"item_price_id", "item_type", "quantity", "unit_price"?}].
     items = models.JSONField(default=list, blank=True)
     trial_start = models.DateTimeField(null=True, blank=True)
     trial_end = models.DateTimeField(null=True, blank=True)

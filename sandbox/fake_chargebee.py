@@ -31,12 +31,14 @@ from sandbox import (
     fake_chargebee_invoices,
     fake_chargebee_payment_sources,
     fake_chargebee_prices,
+    fake_chargebee_renewals,
 )
 from sandbox.fake_chargebee_changes import ChangesMixin
 from sandbox.fake_chargebee_customers import CustomersMixin
 from sandbox.fake_chargebee_invoices import InvoicingMixin
 from sandbox.fake_chargebee_payment_sources import PaymentSourcesMixin
 from sandbox.fake_chargebee_prices import PricesMixin
+from sandbox.fake_chargebee_renewals import RenewalsMixin
 from sandbox.fake_chargebee_store import (
     CUSTOMER_FIELDS,
     Body,
@@ -89,7 +91,9 @@ class _Request:
     site_url: str  # scheme://host plus whatever the app is mounted under, before /api/v2
 
 
-class FakeChargebee(ChangesMixin, PricesMixin, InvoicingMixin, PaymentSourcesMixin, CustomersMixin, ChargebeeState):
+class FakeChargebee(
+    ChangesMixin, PricesMixin, InvoicingMixin, PaymentSourcesMixin, CustomersMixin, RenewalsMixin, ChargebeeState
+):
     """A WSGI app serving Chargebee's API under any path prefix ending in /api/v2.
 
     `api_key=None` accepts any non-empty key. The request log (`calls`) and fault injection
@@ -511,6 +515,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Body]]] = [
         *fake_chargebee_customers.ROUTES,
         *fake_chargebee_prices.ROUTES,
         *fake_chargebee_changes.ROUTES,
+        *fake_chargebee_renewals.ROUTES,
     ]
 ]
 

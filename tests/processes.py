@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -58,10 +59,22 @@ def gunicorn(env: dict[str, str], log: Path, *, workers: int = 4, threads: int =
         while not _listening(port):  # a real-process wait, bounded
             assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.1)
+        _warm_up(url, workers * threads)
         yield url
     finally:
         server.terminate()
         server.wait(STARTUP_SECONDS)
+
+
+def _warm_up(url: str, handlers: int) -> None:
+    """Requests at once, twice as many as the server handles at once, so every worker has served one.
+
+    A worker loads Django's URLconf (and with it orgbilling's views) on its first
+    request, which takes seconds on a loaded machine: not what a test times.
+    """
+    with ThreadPoolExecutor(2 * handlers) as pool:
+        answers = list(pool.map(lambda _: LiveClient(url).get("/api/webhooks/scalekit"), range(2 * handlers)))
+    assert {answer.status_code for answer in answers} == {405}, answers  # POST only: nothing done
 
 
 def _listening(port: int) -> bool:

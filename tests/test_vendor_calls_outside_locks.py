@@ -16,18 +16,15 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from contextlib import ExitStack
 
 import pytest
-from django.conf import settings
 from django.db import connection  # noqa: F401  read by the skipif condition
 
 from orgbilling.models import Organization, Subscription, WebhookDelivery
 from orgbilling.provisioning import ensure_customer
 from tests.chargebee_payloads import PLAN, pc2_event, pc2_subscription, post_event
 from tests.conftest import sample, scalekit_headers
-from tests.processes import LiveClient, LiveResponse, app_environment, gunicorn, subscribe_click
-from tests.scalekit_support import ScalekitStub
+from tests.processes import LiveClient, LiveResponse, subscribe_click
 from tests.worker_support import run_concurrently, wait_for
 
 pytestmark = [
@@ -44,24 +41,6 @@ HOLD = 15  # seconds the fake holds one Chargebee call for the organization
 # The goal is under 1 s each (measured by bench/held_call.py on a quiet machine); a loaded CI machine gets slack,
 # still far below the hold, so a writer that waited for the held call fails.
 NOT_WAITING = 5
-
-
-@pytest.fixture
-def served(fake_chargebee, tmp_path):
-    """``served(workers=, threads=)``: the project under gunicorn, pointed at the fake Chargebee; its base URL.
-
-    ``served.stub`` is the Scalekit stand-in whose keys the server trusts (``stub.sign_in`` makes a session).
-    """
-    stub = ScalekitStub()
-    with ExitStack() as running:
-
-        def serve(**options: int) -> str:
-            env = app_environment(settings.CHARGEBEE_API_BASE_URL, stub.env_url)
-            return running.enter_context(gunicorn(env, tmp_path / "gunicorn.log", **options))
-
-        serve.stub = stub
-        yield serve
-    stub.stop()
 
 
 def deliver_scalekit(client: LiveClient, payload: dict) -> LiveResponse:
