@@ -18,7 +18,11 @@ Plain functions with plain arguments, called by the JSON API and the pages and t
   (3-D Secure), Chargebee's hosted ``checkout_existing_for_items`` page takes over. After a decline or
   another refusal the subscription is re-read from Chargebee and the message says whether the change
   was made (with an unpaid invoice) or not.
-* ``undo_scheduled_change``: ``POST /subscriptions/{id}/remove_scheduled_changes`` (one call, throttled).
+* ``undo_scheduled_change``: ``POST /subscriptions/{id}/remove_scheduled_changes`` (one call, throttled), then
+  the renewal estimate without the change (``renewal_estimates.refresh_after_change``: a second call inline).
+
+A confirmed change stores the preview's next-invoice amount as the subscription's renewal estimate for the version
+it applied (``renewal_estimates``' columns and ordering), so confirming needs no call for it.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
-from . import audit, conf, plans
+from . import audit, conf, plans, renewal_estimates
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, change_params, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
@@ -353,6 +358,20 @@ def _after_failure(preview: ChangePreview, error: ChargebeeError) -> ChangeResul
     return ChangeResult(Outcome.DECLINED if declined else Outcome.REFUSED, preview, row, message, changed)
 
 
+def _store_renewal_figure(row: Subscription, preview: ChangePreview) -> None:
+    """The estimate already said what the renewal after the change costs: stored as the row's renewal estimate
+    (``renewal_estimates``) for the version just applied, so the confirm needs no second call for it."""
+    row.refresh_from_db()
+    if preview.next_amount is None or row.resource_version is None:
+        return
+    newest = Q(renewal_estimate_version__isnull=True) | Q(renewal_estimate_version__lte=row.resource_version)
+    Subscription.objects.filter(newest, pk=row.pk).update(
+        renewal_amount=preview.next_amount,
+        renewal_estimated_at=timezone.now(),
+        renewal_estimate_version=row.resource_version,
+    )
+
+
 def _done_message(preview: ChangePreview) -> str:
     plan = plans.find(preview.plan_id)
     what = {"plan": plan.name if plan else preview.plan_id, "seats": preview.seats}
@@ -415,6 +434,7 @@ def confirm_change(context: BillingContext | None, *, preview_id: Any) -> Change
             "effective_at": preview.effective_at.isoformat() if preview.effective_at else None,
         }
         Subscription.objects.filter(pk=row.pk, has_scheduled_changes=True).update(scheduled_change=scheduled)
+    _store_renewal_figure(row, preview)
     row.refresh_from_db()
     message = _done_message(preview)
     _finish(preview, State.APPLIED, message)
@@ -436,5 +456,6 @@ def undo_scheduled_change(context: BillingContext | None) -> Subscription:
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
     row = _apply(answer) or subscription
+    renewal_estimates.refresh_after_change(row.pk)  # the renewal figure without the change (a second call inline)
     row.refresh_from_db()
     return row

@@ -61,6 +61,9 @@ def test_confirm_applies_exactly_the_previewed_parameters_in_one_call(fake, row)
     assert result.outcome == changes.Outcome.APPLIED and result.changed
     assert result.subscription.seats == 5  # shown at once, before any webhook
     assert result.message == "Done: Team with 5 seats; $10.00 was charged."
+    # The renewal after the change, as the estimate said, stored for the version applied (no renewal_estimate call).
+    assert result.subscription.renewal_amount == 5000 == preview.next_amount
+    assert result.subscription.renewal_estimate_version == result.subscription.resource_version
     assert fake.store.find("invoice", [])[0]["amount_paid"] == preview.amount_due_now
 
 
@@ -128,9 +131,11 @@ def test_a_decrease_is_scheduled_for_the_term_end_and_can_be_undone(fake, row):
         "seats": 2,
         "effective_at": row.current_period_end.isoformat(),
     }
+    assert current.renewal_amount == 2000  # the renewal once the change takes effect
     fake.reset_calls()
     undone = changes.undo_scheduled_change(context_for())
-    assert paths(fake) == ["/subscriptions/cb_sub_1/remove_scheduled_changes"]
+    renewal = "/subscriptions/cb_sub_1/renewal_estimate"
+    assert paths(fake) == ["/subscriptions/cb_sub_1/remove_scheduled_changes", renewal]
     assert not undone.has_scheduled_changes and undone.scheduled_change == {}
     with pytest.raises(BillingProblem) as nothing:
         changes.undo_scheduled_change(context_for())
