@@ -40,13 +40,13 @@ from django.utils.translation import gettext as _
 
 from . import audit, conf, plans, renewal_estimates
 from .authorization import Action, authorize_reference, require_organization, throttle
-from .chargebee_gateway import ChargebeeError, change_params, get_gateway
+from .chargebee_gateway import ChargebeeError, ChargebeeGateway, change_params, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
 from .checkout import LIVE, current_subscription, vendor_problem
 from .errors import BillingProblem, NotFound
 from .links import absolute_url
 from .middleware import BillingContext
-from .models import BillingProfile, ChangePreview, ItemPrice, OpenedPage, Subscription
+from .models import BillingProfile, ChangePreview, ItemPrice, OpenedPage, Organization, Subscription
 from .money import format_money
 from .opened_pages import record_page
 from .seat_counts import check_seat_floor
@@ -91,10 +91,8 @@ class PreviewStale(BillingProblem):
 # ----- preview ------------------------------------------------------------------------------------
 
 
-def _changeable(context: BillingContext | None) -> Subscription:
-    """The organization's live subscription that Chargebee has, for a billing manager; else the refusal."""
-    organization = require_organization(context)
-    authorize_reference(context, organization.pk, Action.CHANGE)
+def _changeable(organization: Organization) -> Subscription:
+    """The organization's live subscription that Chargebee has; else the refusal (409)."""
     subscription = current_subscription(organization)
     if subscription is None or not subscription.chargebee_subscription_id:
         raise BillingProblem(_("There is no subscription to change: subscribe first."), status=409)
@@ -194,8 +192,8 @@ def read_estimate(estimate: dict, subscription: Subscription) -> dict[str, Any]:
     }
 
 
-def _estimate(context: BillingContext, subscription: Subscription, plan_id: str, seats: int) -> ChangePreview:
-    """One Chargebee call: the estimate of this change, stored as a fresh preview."""
+def _estimate(user_id: str, subscription: Subscription, plan_id: str, seats: int) -> ChangePreview:
+    """One Chargebee call: the estimate of this change, stored as a fresh preview (callers authorize and count)."""
     increase = is_increase(subscription, plan_id, seats)
     params = change_params(item_price_id=plan_id, quantity=seats, increase=increase)
     try:
@@ -211,7 +209,7 @@ def _estimate(context: BillingContext, subscription: Subscription, plan_id: str,
     return ChangePreview.objects.create(
         organization_id=subscription.organization_id,
         subscription=subscription,
-        user_id=context.user_id,
+        user_id=user_id,
         plan_id=plan_id,
         seats=seats,
         increase=increase,
@@ -226,11 +224,12 @@ def _estimate(context: BillingContext, subscription: Subscription, plan_id: str,
 
 def preview_change(context: BillingContext | None, *, plan_id: Any = None, seats: Any = None) -> ChangePreview:
     """Estimate a change of the current subscription's plan (default: the same) and seats: one Chargebee call."""
-    subscription = _changeable(context)
+    organization = authorize_reference(context, require_organization(context).pk, Action.CHANGE)
+    subscription = _changeable(organization)
     plan, quantity = _choose(subscription, plan_id, seats)
-    throttle(context, subscription.organization)
+    throttle(context, organization)
     check_seat_floor(subscription, quantity)
-    return _estimate(context, subscription, plan.id, quantity)
+    return _estimate(context.user_id, subscription, plan.id, quantity)
 
 
 # ----- confirm ------------------------------------------------------------------------------------
@@ -306,11 +305,11 @@ def _needs_customer(error: ChargebeeError) -> bool:
     return error.api_error_code == "payment_processing_failed" and "authentic" in (error.cause + error.message).lower()
 
 
-def _hosted(context: BillingContext, preview: ChangePreview) -> ChangeResult:
+def _hosted(context: BillingContext, preview: ChangePreview, gateway: ChargebeeGateway) -> ChangeResult:
     """Chargebee's hosted page makes the same change and takes the payment (one call)."""
     subscription = preview.subscription
     try:
-        page = get_gateway().checkout_existing_for_items(
+        page = gateway.checkout_existing_for_items(
             subscription_id=subscription.chargebee_subscription_id,
             item_price_id=preview.plan_id,
             quantity=preview.seats,
@@ -332,11 +331,11 @@ def _made(row: Subscription, preview: ChangePreview) -> bool:
     return row.has_scheduled_changes
 
 
-def _after_failure(preview: ChangePreview, error: ChargebeeError) -> ChangeResult:
+def _after_failure(preview: ChangePreview, error: ChargebeeError, gateway: ChargebeeGateway) -> ChangeResult:
     """Re-read the subscription (one call), show it as Chargebee has it, and say whether the change was made."""
     row = preview.subscription
     try:
-        row = _apply(get_gateway().retrieve_subscription(row.chargebee_subscription_id)) or row
+        row = _apply(gateway.retrieve_subscription(row.chargebee_subscription_id)) or row
     except ChargebeeError as exc:
         logger.warning("subscription %s not re-read after a failed change: %s", row.pk, exc.summary)
     row.refresh_from_db()
@@ -402,6 +401,7 @@ def _summary(result: ChangeResult) -> dict[str, Any]:
 @audit.billing_action("change", asked=("preview_id",), answer=_summary)
 def confirm_change(context: BillingContext | None, *, preview_id: Any) -> ChangeResult:
     """Apply a previewed change: one Chargebee call (two when Chargebee sends the payment to its hosted page)."""
+    organization = authorize_reference(context, require_organization(context).pk, Action.CHANGE)
     preview = own_preview(context, preview_id)
     if preview.state in (State.APPLIED, State.HOSTED, State.FAILED):
         return _result_of(preview)
@@ -410,22 +410,23 @@ def confirm_change(context: BillingContext | None, *, preview_id: Any) -> Change
     reason = _claim(preview, timezone.now())
     if reason:
         subscription = Subscription.objects.get(pk=preview.subscription_id)
-        throttle(context, subscription.organization)  # the fresh preview counts as a preview
-        raise PreviewStale(reason, _estimate(context, subscription, preview.plan_id, preview.seats))
+        throttle(context, organization)  # the fresh preview counts as a preview
+        raise PreviewStale(reason, _estimate(context.user_id, subscription, preview.plan_id, preview.seats))
     if preview.state != State.APPLYING:  # another request finished it meanwhile
         return _result_of(ChangePreview.objects.get(pk=preview.pk))
+    gateway = get_gateway()
     if preview.amount_due_now > 0 and not _card_usable(preview):
-        return _hosted(context, preview)
+        return _hosted(context, preview, gateway)
     try:
-        answer = get_gateway().update_for_items(
+        answer = gateway.update_for_items(
             preview.subscription.chargebee_subscription_id, preview.params, idempotency_key=preview.request_key
         )
     except ChargebeeError as exc:
         if _needs_customer(exc):
-            return _hosted(context, preview)
+            return _hosted(context, preview, gateway)
         if exc.retryable:  # it may have gone through: a repeated confirm sends the same key, changing once
             raise vendor_problem(exc) from exc
-        return _after_failure(preview, exc)
+        return _after_failure(preview, exc, gateway)
     row = _apply(answer) or preview.subscription
     if not preview.increase:
         scheduled = {
@@ -447,10 +448,11 @@ def confirm_change(context: BillingContext | None, *, preview_id: Any) -> Change
 @audit.billing_action("undo_scheduled_change", answer=lambda row: {"subscription_id": row.pk})
 def undo_scheduled_change(context: BillingContext | None) -> Subscription:
     """Remove the change waiting for the term's end (one Chargebee call); 409 when there is none."""
-    subscription = _changeable(context)
+    organization = authorize_reference(context, require_organization(context).pk, Action.CHANGE)
+    subscription = _changeable(organization)
     if not subscription.has_scheduled_changes:
         raise BillingProblem(_("No change is scheduled."), status=409)
-    throttle(context, subscription.organization)
+    throttle(context, organization)
     try:
         answer = get_gateway().remove_scheduled_changes(subscription.chargebee_subscription_id)
     except ChargebeeError as exc:
