@@ -18,7 +18,11 @@ Plain functions with plain arguments, called by the JSON API and the pages and t
   (3-D Secure), Chargebee's hosted ``checkout_existing_for_items`` page takes over. After a decline or
   another refusal the subscription is re-read from Chargebee and the message says whether the change
   was made (with an unpaid invoice) or not.
-* ``undo_scheduled_change``: ``POST /subscriptions/{id}/remove_scheduled_changes`` (one call, throttled).
+* ``undo_scheduled_change``: ``POST /subscriptions/{id}/remove_scheduled_changes`` (one call, throttled), then
+  the renewal estimate without the change (``renewal_estimates.refresh_after_change``: a second call inline).
+
+A confirmed change stores the preview's next-invoice amount as the subscription's renewal estimate for the version
+it applied (``renewal_estimates``' columns and ordering), so confirming needs no call for it.
 """
 
 from __future__ import annotations
@@ -30,19 +34,19 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import Q
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
-from . import audit, conf, plans
+from . import audit, conf, plans, renewal_estimates
 from .authorization import Action, authorize_reference, require_organization, throttle
-from .billing_details import apply_customer_details
-from .chargebee_gateway import ChargebeeError, change_params, get_gateway
+from .chargebee_gateway import ChargebeeError, ChargebeeGateway, change_params, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
 from .checkout import LIVE, current_subscription, vendor_problem
 from .errors import BillingProblem, NotFound
 from .links import absolute_url
 from .middleware import BillingContext
-from .models import BillingProfile, ChangePreview, ItemPrice, OpenedPage, Subscription
+from .models import BillingProfile, ChangePreview, ItemPrice, OpenedPage, Organization, Subscription
 from .money import format_money
 from .opened_pages import record_page
 from .seat_counts import check_seat_floor
@@ -87,10 +91,8 @@ class PreviewStale(BillingProblem):
 # ----- preview ------------------------------------------------------------------------------------
 
 
-def _changeable(context: BillingContext | None) -> Subscription:
-    """The organization's live subscription that Chargebee has, for a billing manager; else the refusal."""
-    organization = require_organization(context)
-    authorize_reference(context, organization.pk, Action.CHANGE)
+def _changeable(organization: Organization) -> Subscription:
+    """The organization's live subscription that Chargebee has; else the refusal (409)."""
     subscription = current_subscription(organization)
     if subscription is None or not subscription.chargebee_subscription_id:
         raise BillingProblem(_("There is no subscription to change: subscribe first."), status=409)
@@ -190,8 +192,8 @@ def read_estimate(estimate: dict, subscription: Subscription) -> dict[str, Any]:
     }
 
 
-def _estimate(context: BillingContext, subscription: Subscription, plan_id: str, seats: int) -> ChangePreview:
-    """One Chargebee call: the estimate of this change, stored as a fresh preview."""
+def _estimate(user_id: str, subscription: Subscription, plan_id: str, seats: int) -> ChangePreview:
+    """One Chargebee call: the estimate of this change, stored as a fresh preview (callers authorize and count)."""
     increase = is_increase(subscription, plan_id, seats)
     params = change_params(item_price_id=plan_id, quantity=seats, increase=increase)
     try:
@@ -207,7 +209,7 @@ def _estimate(context: BillingContext, subscription: Subscription, plan_id: str,
     return ChangePreview.objects.create(
         organization_id=subscription.organization_id,
         subscription=subscription,
-        user_id=context.user_id,
+        user_id=user_id,
         plan_id=plan_id,
         seats=seats,
         increase=increase,
@@ -222,11 +224,12 @@ def _estimate(context: BillingContext, subscription: Subscription, plan_id: str,
 
 def preview_change(context: BillingContext | None, *, plan_id: Any = None, seats: Any = None) -> ChangePreview:
     """Estimate a change of the current subscription's plan (default: the same) and seats: one Chargebee call."""
-    subscription = _changeable(context)
+    organization = authorize_reference(context, require_organization(context).pk, Action.CHANGE)
+    subscription = _changeable(organization)
     plan, quantity = _choose(subscription, plan_id, seats)
-    throttle(context, subscription.organization)
+    throttle(context, organization)
     check_seat_floor(subscription, quantity)
-    return _estimate(context, subscription, plan.id, quantity)
+    return _estimate(context.user_id, subscription, plan.id, quantity)
 
 
 # ----- confirm ------------------------------------------------------------------------------------
@@ -286,9 +289,7 @@ def _apply(answer: dict) -> Subscription:
     except InvalidSnapshot as exc:
         logger.error("unreadable subscription from Chargebee: %s", exc)
         raise BillingProblem(_("Chargebee sent a subscription this site cannot read."), status=502) from exc
-    if isinstance(answer.get("customer"), dict) and answer["customer"].get("id"):
-        apply_customer_details(answer["customer"])
-    return result.subscription
+    return result.subscription  # the customer went with it: its card_status and details (customer_profile)
 
 
 def _card_usable(preview: ChangePreview) -> bool:
@@ -304,11 +305,11 @@ def _needs_customer(error: ChargebeeError) -> bool:
     return error.api_error_code == "payment_processing_failed" and "authentic" in (error.cause + error.message).lower()
 
 
-def _hosted(context: BillingContext, preview: ChangePreview) -> ChangeResult:
+def _hosted(context: BillingContext, preview: ChangePreview, gateway: ChargebeeGateway) -> ChangeResult:
     """Chargebee's hosted page makes the same change and takes the payment (one call)."""
     subscription = preview.subscription
     try:
-        page = get_gateway().checkout_existing_for_items(
+        page = gateway.checkout_existing_for_items(
             subscription_id=subscription.chargebee_subscription_id,
             item_price_id=preview.plan_id,
             quantity=preview.seats,
@@ -330,11 +331,11 @@ def _made(row: Subscription, preview: ChangePreview) -> bool:
     return row.has_scheduled_changes
 
 
-def _after_failure(preview: ChangePreview, error: ChargebeeError) -> ChangeResult:
+def _after_failure(preview: ChangePreview, error: ChargebeeError, gateway: ChargebeeGateway) -> ChangeResult:
     """Re-read the subscription (one call), show it as Chargebee has it, and say whether the change was made."""
     row = preview.subscription
     try:
-        row = _apply(get_gateway().retrieve_subscription(row.chargebee_subscription_id)) or row
+        row = _apply(gateway.retrieve_subscription(row.chargebee_subscription_id)) or row
     except ChargebeeError as exc:
         logger.warning("subscription %s not re-read after a failed change: %s", row.pk, exc.summary)
     row.refresh_from_db()
@@ -356,11 +357,26 @@ def _after_failure(preview: ChangePreview, error: ChargebeeError) -> ChangeResul
     return ChangeResult(Outcome.DECLINED if declined else Outcome.REFUSED, preview, row, message, changed)
 
 
+def _store_renewal_figure(row: Subscription, preview: ChangePreview) -> None:
+    """The estimate already said what the renewal after the change costs: stored as the row's renewal estimate
+    (``renewal_estimates``) for the version just applied, so the confirm needs no second call for it."""
+    row.refresh_from_db()
+    if preview.next_amount is None or row.resource_version is None:
+        return
+    newest = Q(renewal_estimate_version__isnull=True) | Q(renewal_estimate_version__lte=row.resource_version)
+    Subscription.objects.filter(newest, pk=row.pk).update(
+        renewal_amount=preview.next_amount,
+        renewal_estimated_at=timezone.now(),
+        renewal_estimate_version=row.resource_version,
+    )
+
+
 def _done_message(preview: ChangePreview) -> str:
     plan = plans.find(preview.plan_id)
     what = {"plan": plan.name if plan else preview.plan_id, "seats": preview.seats}
     if not preview.increase:
-        day = preview.effective_at.date().isoformat() if preview.effective_at else ""
+        when = preview.effective_at
+        day = formats.date_format(timezone.localtime(when), "DATE_FORMAT") if when else ""
         return _("Scheduled: %(plan)s with %(seats)s seats from %(day)s.") % {**what, "day": day}
     if preview.amount_due_now:
         charged = format_money(preview.amount_due_now, preview.currency)
@@ -385,6 +401,7 @@ def _summary(result: ChangeResult) -> dict[str, Any]:
 @audit.billing_action("change", asked=("preview_id",), answer=_summary)
 def confirm_change(context: BillingContext | None, *, preview_id: Any) -> ChangeResult:
     """Apply a previewed change: one Chargebee call (two when Chargebee sends the payment to its hosted page)."""
+    organization = authorize_reference(context, require_organization(context).pk, Action.CHANGE)
     preview = own_preview(context, preview_id)
     if preview.state in (State.APPLIED, State.HOSTED, State.FAILED):
         return _result_of(preview)
@@ -393,22 +410,23 @@ def confirm_change(context: BillingContext | None, *, preview_id: Any) -> Change
     reason = _claim(preview, timezone.now())
     if reason:
         subscription = Subscription.objects.get(pk=preview.subscription_id)
-        throttle(context, subscription.organization)  # the fresh preview counts as a preview
-        raise PreviewStale(reason, _estimate(context, subscription, preview.plan_id, preview.seats))
+        throttle(context, organization)  # the fresh preview counts as a preview
+        raise PreviewStale(reason, _estimate(context.user_id, subscription, preview.plan_id, preview.seats))
     if preview.state != State.APPLYING:  # another request finished it meanwhile
         return _result_of(ChangePreview.objects.get(pk=preview.pk))
+    gateway = get_gateway()
     if preview.amount_due_now > 0 and not _card_usable(preview):
-        return _hosted(context, preview)
+        return _hosted(context, preview, gateway)
     try:
-        answer = get_gateway().update_for_items(
+        answer = gateway.update_for_items(
             preview.subscription.chargebee_subscription_id, preview.params, idempotency_key=preview.request_key
         )
     except ChargebeeError as exc:
         if _needs_customer(exc):
-            return _hosted(context, preview)
+            return _hosted(context, preview, gateway)
         if exc.retryable:  # it may have gone through: a repeated confirm sends the same key, changing once
             raise vendor_problem(exc) from exc
-        return _after_failure(preview, exc)
+        return _after_failure(preview, exc, gateway)
     row = _apply(answer) or preview.subscription
     if not preview.increase:
         scheduled = {
@@ -417,6 +435,7 @@ def confirm_change(context: BillingContext | None, *, preview_id: Any) -> Change
             "effective_at": preview.effective_at.isoformat() if preview.effective_at else None,
         }
         Subscription.objects.filter(pk=row.pk, has_scheduled_changes=True).update(scheduled_change=scheduled)
+    _store_renewal_figure(row, preview)
     row.refresh_from_db()
     message = _done_message(preview)
     _finish(preview, State.APPLIED, message)
@@ -429,14 +448,16 @@ def confirm_change(context: BillingContext | None, *, preview_id: Any) -> Change
 @audit.billing_action("undo_scheduled_change", answer=lambda row: {"subscription_id": row.pk})
 def undo_scheduled_change(context: BillingContext | None) -> Subscription:
     """Remove the change waiting for the term's end (one Chargebee call); 409 when there is none."""
-    subscription = _changeable(context)
+    organization = authorize_reference(context, require_organization(context).pk, Action.CHANGE)
+    subscription = _changeable(organization)
     if not subscription.has_scheduled_changes:
         raise BillingProblem(_("No change is scheduled."), status=409)
-    throttle(context, subscription.organization)
+    throttle(context, organization)
     try:
         answer = get_gateway().remove_scheduled_changes(subscription.chargebee_subscription_id)
     except ChargebeeError as exc:
         raise vendor_problem(exc) from exc
     row = _apply(answer) or subscription
+    renewal_estimates.refresh_after_change(row.pk)  # the renewal figure without the change (a second call inline)
     row.refresh_from_db()
     return row

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.fake_chargebee_renewals import renewal_line_items
 from sandbox.fake_chargebee_store import (
     Body,
     ChargebeeApiError,
@@ -150,6 +151,19 @@ class ChangesMixin:
                 self.store.delete("scheduled_change", sub_id)
                 self._save_change(events, sub, "subscription_changed", "scheduled_job")
         return super().renew_now(sub_id)  # type: ignore[misc]
+
+    def renewal_estimate(self, sub_id: str) -> Body:
+        """Chargebee's renewal estimate counts a scheduled change (its `ignore_scheduled_changes` is false)."""
+        estimate = super().renewal_estimate(sub_id)  # type: ignore[misc]
+        scheduled = self.store.get("scheduled_change", sub_id)
+        invoice = estimate.get("invoice_estimate")
+        if scheduled is not None and invoice and invoice["line_items"]:
+            starts_at = invoice["line_items"][0]["date_from"]
+            sub = dict(self.store.require("subscription", sub_id), subscription_items=scheduled["items"])
+            lines = renewal_line_items(sub, starts_at)
+            total = sum(line["amount"] for line in lines)
+            invoice.update(line_items=lines, sub_total=total, total=total, amount_due=total)
+        return estimate
 
     # ----- the arithmetic ----------------------------------------------------------------------------
 

@@ -163,7 +163,7 @@ def test_pages_schedule_a_decrease_and_undo_it(browser, fake, row):
     assert "Takes effect" in html and "May 1, 2026" in html
     browser.post("/billing/change/confirm", {**csrf(browser), "preview": ChangePreview.objects.get().pk})
     html = browser.get("/billing").content.decode()
-    assert "Scheduled: Team with 2 seats from 2026-05-01." in html
+    assert "Scheduled: Team with 2 seats from May 1, 2026." in html
     assert "A change to 2 seats is scheduled" in html and "Undo scheduled change" in html
     undone = browser.post("/billing/change/undo", csrf(browser))
     assert undone.status_code == 303

@@ -14,6 +14,7 @@ from orgbilling.models import AuditEvent, BillingProfile, ChangePreview, Organiz
 from orgbilling.subscription_sync import apply_subscription
 from tests.billing_support import context_for
 from tests.change_support import PLAN, PRO
+from tests.worker_support import run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +61,9 @@ def test_confirm_applies_exactly_the_previewed_parameters_in_one_call(fake, row)
     assert result.outcome == changes.Outcome.APPLIED and result.changed
     assert result.subscription.seats == 5  # shown at once, before any webhook
     assert result.message == "Done: Team with 5 seats; $10.00 was charged."
+    # The renewal after the change, as the estimate said, stored for the version applied (no renewal_estimate call).
+    assert result.subscription.renewal_amount == 5000 == preview.next_amount
+    assert result.subscription.renewal_estimate_version == result.subscription.resource_version
     assert fake.store.find("invoice", [])[0]["amount_paid"] == preview.amount_due_now
 
 
@@ -127,9 +131,11 @@ def test_a_decrease_is_scheduled_for_the_term_end_and_can_be_undone(fake, row):
         "seats": 2,
         "effective_at": row.current_period_end.isoformat(),
     }
+    assert current.renewal_amount == 2000  # the renewal once the change takes effect
     fake.reset_calls()
     undone = changes.undo_scheduled_change(context_for())
-    assert paths(fake) == ["/subscriptions/cb_sub_1/remove_scheduled_changes"]
+    renewal = "/subscriptions/cb_sub_1/renewal_estimate"
+    assert paths(fake) == ["/subscriptions/cb_sub_1/remove_scheduled_changes", renewal]
     assert not undone.has_scheduled_changes and undone.scheduled_change == {}
     with pytest.raises(BillingProblem) as nothing:
         changes.undo_scheduled_change(context_for())
@@ -249,3 +255,16 @@ def test_a_snapshot_without_scheduled_changes_clears_the_noted_change(fake, row)
     apply_subscription(fake.get_subscription("cb_sub_1"), fake.get_customer("org_1"))
     current = Subscription.objects.get(pk=row.pk)
     assert not current.has_scheduled_changes and current.scheduled_change == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_confirms_at_once_change_and_charge_once(fake, row):
+    """A double click: both requests may call Chargebee, with the one key, and Chargebee changes once."""
+    preview = changes.preview_change(context_for(), seats=5)
+    fake.reset_calls()
+    results = run_concurrently([lambda: changes.confirm_change(context_for(), preview_id=preview.pk)] * 2)
+    assert [result.subscription.seats for result in results] == [5, 5]
+    assert len(fake.store.find("invoice", [])) == 1
+    keys = {call.headers["chargebee-idempotency-key"] for call in fake.calls()}
+    assert keys == {preview.request_key}
+    assert ChangePreview.objects.get(pk=preview.pk).state == ChangePreview.State.APPLIED

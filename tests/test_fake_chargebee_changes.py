@@ -237,3 +237,12 @@ def test_console_knobs_decline_ask_for_3d_secure_and_move_the_clock(client, sand
 
 def _options(params: dict) -> dict:
     return {name: params.get(name, False) for name in ("prorate", "end_of_term", "invoice_immediately")}
+
+
+def test_the_renewal_estimate_counts_a_scheduled_change(fake, sub):
+    get_gateway().update_for_items(
+        "cb_sub_1", change_params(item_price_id=PLAN, quantity=2, increase=False), idempotency_key="k"
+    )
+    assert get_gateway().renewal_estimate("cb_sub_1")["invoice_estimate"]["amount_due"] == 2000
+    get_gateway().remove_scheduled_changes("cb_sub_1")
+    assert get_gateway().renewal_estimate("cb_sub_1")["invoice_estimate"]["amount_due"] == 3000
