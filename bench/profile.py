@@ -20,10 +20,21 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import django
 
 from .servers import reset_database
+
+PROFILE_HEADER = """# Where each benchmarked request's work goes
+
+Written by `python -m bench.profile --output bench/PROFILE.md` ({count} requests each, at commit `{commit}`): per
+request, in-process through Django's test client on PostgreSQL, the statements by verb and table, commits (the
+worker's second, its task's autocommitted result, is not counted here), outbound connections and Python function
+calls. Counts do not depend on the machine's load; the wall times (under cProfile) do. The inline ingest's five
+statements are the guarantees' own: the organization's lock, the subscription's lock and read (ordering guard), its
+update, the seat cap's read, the delivery's insert (exactly-once); see the README's Benchmarks section.
+"""
 
 
 def _shape(sql: str) -> str:
@@ -80,13 +91,14 @@ def measure(name: str, send: Callable[[], object], count: int, top: int) -> list
 
 
 def main() -> None:
-    from .__main__ import DEFAULT_DATABASE, WEBHOOK_PASSWORD, WEBHOOK_USER, environment
+    from .__main__ import DEFAULT_DATABASE, WEBHOOK_PASSWORD, WEBHOOK_USER, environment, head_commit
 
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--top", type=int, default=0, help="also list the K functions with the most own time")
     parser.add_argument("--only", default="", help="comma-separated: read, inline, queue, worker")
+    parser.add_argument("--output", type=Path, help="also write the table there, as markdown (bench/PROFILE.md)")
     args = parser.parse_args()
     reset_database(args.database)
     os.environ.update(environment(args.database, "http://127.0.0.1:9", "bench", "http://127.0.0.1:9/api/v2"))
@@ -126,6 +138,8 @@ def main() -> None:
         chargebee.stop()
         stub.stop()
     print("\n".join(rows))
+    if args.output:
+        args.output.write_text("\n".join([PROFILE_HEADER.format(count=count, commit=head_commit()), *rows, ""]))
 
 
 def _read(web, stub, client, warm: int, count: int, top: int) -> list[str]:

@@ -229,6 +229,21 @@ class ChargebeeGateway:
             return current.subscription.raw_data
         return result.subscription.raw_data
 
+    def cancel_at_term_end(self, subscription_id: str) -> dict:
+        """Schedule the cancellation for the end of the current term (status ``non_renewing``, ``cancelled_at``
+        the term end); ``{"subscription", "customer"}``. Chargebee refuses one already scheduled
+        (``invalid_state_for_request``)."""
+        params = {"end_of_term": True}
+        method = self.client.Subscription.cancel_for_items
+        result = self._call("subscription.cancel_at_term_end", method, subscription_id, params, post=True)
+        return {"subscription": result.subscription.raw_data, "customer": result.customer.raw_data}
+
+    def remove_scheduled_cancellation(self, subscription_id: str) -> dict:
+        """Keep a subscription that was to cancel at its term end; ``{"subscription", "customer"}``."""
+        method = self.client.Subscription.remove_scheduled_cancellation
+        result = self._call("subscription.remove_scheduled_cancellation", method, subscription_id, {}, post=True)
+        return {"subscription": result.subscription.raw_data, "customer": result.customer.raw_data}
+
     def renewal_estimate(self, subscription_id: str) -> dict:
         """What Chargebee will charge when the subscription next bills: the ``estimate`` object
         (``invoice_estimate`` with ``amount_due``, ``line_items``...). Refused for a cancelled subscription."""

@@ -37,6 +37,7 @@ class CurrentCharges:
     estimate_stale: bool  # the row changed since the stored estimate: shown as being updated
     estimate_pending: bool  # no estimate yet, one is on its way
     cancels_on: datetime | None  # the end of a scheduled cancellation
+    cancellable: bool  # may be cancelled at the end of its term (active or in trial, linked, not cancelling)
 
 
 def period_text(period: int | None, unit: str) -> str:
@@ -82,4 +83,7 @@ def describe(subscription: Subscription | None) -> CurrentCharges | None:
         estimate_stale=renews and is_stale(subscription),
         estimate_pending=renews and amount is None and needs_estimate(subscription),
         cancels_on=cancels_on,
+        cancellable=subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.IN_TRIAL)
+        and not subscription.cancel_at_period_end
+        and bool(subscription.chargebee_subscription_id),
     )

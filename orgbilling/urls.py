@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import api_views, auth_views, change_api, change_views, views, webhook_views
+from . import api_views, auth_views, cancel_views, change_api, change_views, views, webhook_views
 
 app_name = "orgbilling"
 
@@ -24,6 +24,8 @@ urlpatterns = [
     path("billing/pay/return", views.pay_return, name="pay-return"),
     path("billing/payment-method", views.payment_method, name="payment-method"),
     path("billing/details", views.details, name="billing-details"),
+    path("billing/cancel", cancel_views.cancel_page, name="cancel"),
+    path("billing/keep", cancel_views.keep, name="keep"),
     path("billing/payment-method/return", views.payment_method_return, name="payment-method-return"),
     path("api/session", api_views.session, name="session"),
     path("api/subscription", api_views.subscriptions, name="subscriptions"),

@@ -29,14 +29,15 @@ class Clock:
 
 
 @pytest.fixture
-def clock() -> Clock:
+def chargebee_clock() -> Clock:
+    # Not `clock`: that one (tests/timing.py) is the JWKS and token clock every module shares.
     return Clock(APRIL_1)
 
 
 @pytest.fixture
-def change_fake(settings, clock):
+def change_fake(settings, chargebee_clock):
     settings.ORGBILLING_PLANS = [{"id": PLAN, "name": "Team"}, {"id": PRO, "name": "Pro"}]
-    fake = FakeChargebee(item_prices=PRICES, clock=clock)
+    fake = FakeChargebee(item_prices=PRICES, clock=chargebee_clock)
     server = serve(fake)
     settings.CHARGEBEE_API_BASE_URL = server.url
     yield fake
@@ -45,7 +46,7 @@ def change_fake(settings, clock):
 
 
 @pytest.fixture
-def change_row(change_fake, clock) -> Subscription:
+def change_row(change_fake, chargebee_clock) -> Subscription:
     """org_1 subscribed to 3 Team seats on April 1 with a valid card, mirrored here; now it is April 16."""
     provisioning.ensure_customer("org_1", "Acme")
     fake = change_fake
@@ -53,6 +54,6 @@ def change_row(change_fake, clock) -> Subscription:
     fake.add_card("org_1", "4242424242424242")  # the customer's card_status is now "valid"
     applied = apply_subscription(sub, fake.get_customer("org_1")).subscription
     assert BillingProfile.objects.get(organization_id="org_1").card_status == "valid"
-    clock.now += 15 * DAY
+    chargebee_clock.now += 15 * DAY
     fake.reset_calls()
     return applied

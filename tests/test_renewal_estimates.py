@@ -14,6 +14,7 @@ from orgbilling.subscription_sync import apply_subscription
 from sandbox.fake_chargebee import ChargebeeApiError, FakeChargebee, serve
 from tests.chargebee_payloads import pc2_event, post_event
 from tests.conftest import sample
+from tests.sandbox_support import sandbox  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -189,3 +190,10 @@ def test_the_fake_removes_a_scheduled_cancellation_with_its_event(fake):
         "subscription_cancellation_scheduled",
         "subscription_scheduled_cancellation_removed",
     ]
+
+
+def test_the_sandbox_console_runs_the_pass(client, sandbox, settings):  # noqa: F811
+    page = client.get("/sandbox/").content.decode()
+    assert 'action="/sandbox/next-charges"' in page
+    response = client.post("/sandbox/next-charges", follow=True)
+    assert "renewal estimates: stored 0, superseded 0, failed 0" in response.content.decode()
