@@ -429,8 +429,10 @@ def confirm_change(context: BillingContext | None, *, preview_id: Any) -> Change
         return _after_failure(preview, exc, gateway)
     row = _apply(answer) or preview.subscription
     if not preview.increase:
+        plan = plans.find(preview.plan_id)
         scheduled = {
             "plan_id": preview.plan_id,
+            "plan_name": plan.name if plan else preview.plan_id,
             "seats": preview.seats,
             "effective_at": preview.effective_at.isoformat() if preview.effective_at else None,
         }

@@ -169,7 +169,7 @@ class ChangesMixin:
 
     def _estimate(self, sub: Body, items: list[Body], options: Body) -> Body:
         now = self.store.now()
-        new_items = _new_items(sub, items)
+        new_items = [self._described(item) for item in _new_items(sub, items)]
         start, end = sub.get("current_term_start") or now, sub.get("current_term_end") or add_month(now)
         fraction = (max(0, end - now), max(1, end - start)) if options["prorate"] else (1, 1)
         currency = sub.get("currency_code") or "USD"
@@ -210,6 +210,11 @@ class ChangesMixin:
         if sub.get("next_billing_at"):
             estimate["next_invoice_estimate"] = _invoice_estimate(sub, renewal, currency, 0, sub["next_billing_at"])
         return estimate
+
+    def _described(self, item: Body) -> Body:
+        """The item with its item price's external name, which Chargebee writes as the line's description."""
+        stored = self.store.get("item_price", item["item_price_id"]) or {}
+        return dict(item, description=stored.get("external_name") or item["item_price_id"])
 
     def _payment_failure(self, charge: Body) -> ChargebeeApiError | None:
         amount, currency = charge["amount_due"], charge["currency_code"]
@@ -331,7 +336,7 @@ def _line(
         "tax_amount": 0,
         "discount_amount": 0,
         "item_level_discount_amount": 0,
-        "description": item["item_price_id"],
+        "description": item.get("description") or item["item_price_id"],
         "entity_type": f"{item['item_type']}_item_price",
         "entity_id": item["item_price_id"],
         "customer_id": sub["customer_id"],

@@ -129,6 +129,7 @@ def test_a_decrease_is_scheduled_for_the_term_end_and_can_be_undone(fake, row):
     assert current.seats == 3 and current.has_scheduled_changes
     assert current.scheduled_change == {
         "plan_id": PLAN,
+        "plan_name": "Team",
         "seats": 2,
         "effective_at": row.current_period_end.isoformat(),
     }
@@ -270,3 +271,28 @@ def test_two_confirms_at_once_change_and_charge_once(fake, row):
     keys = {call.headers["chargebee-idempotency-key"] for call in fake.calls()}
     assert keys == {preview.request_key}
     assert ChangePreview.objects.get(pk=preview.pk).state == ChangePreview.State.APPLIED
+
+
+def test_a_refusal_rereads_the_subscription_and_says_nothing_changed(fake, row):
+    preview = changes.preview_change(context_for(), seats=5)
+    fake.fail_next(1, 400, path="/subscriptions/cb_sub_1/update_for_items")
+    fake.reset_calls()
+    result = changes.confirm_change(context_for(), preview_id=preview.pk)
+    assert paths(fake) == ["/subscriptions/cb_sub_1/update_for_items", "/subscriptions/cb_sub_1"]
+    assert result.outcome == changes.Outcome.REFUSED and not result.changed
+    assert result.message.startswith("Chargebee refused the change, so nothing was changed")
+
+
+def test_a_downgrade_to_another_plan_is_shown_with_its_name(fake, row, settings):
+    from orgbilling.models import ItemPrice
+
+    for price_id, price in ((PLAN, 1000), (PRO, 3000)):
+        ItemPrice.objects.create(
+            id=price_id, status="active", currency="USD", price=price, pricing_model="per_unit", period_unit="month"
+        )
+    changes.confirm_change(context_for(), preview_id=changes.preview_change(context_for(), plan_id=PRO, seats=3).pk)
+    fake.reset_calls()
+    preview = changes.preview_change(context_for(), plan_id=PLAN, seats=3)  # back to Team: cheaper, at term end
+    assert not preview.increase and preview.lines[0]["description"] == PLAN
+    current = changes.confirm_change(context_for(), preview_id=preview.pk).subscription
+    assert current.plan_id == PRO and current.scheduled_change["plan_name"] == "Team"
