@@ -7,43 +7,24 @@ with other parameters than the change disagrees with what the change charges.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 import pytest
 
 from orgbilling.chargebee_gateway import ChargebeeError, change_params, get_gateway
 from sandbox import runtime
-from sandbox.fake_chargebee import FakeChargebee, serve
 from sandbox.fake_chargebee_prices import item_price_object
+from tests.change_support import DAY, PLAN, PRO
 from tests.sandbox_support import sandbox  # noqa: F401  (fixture)
 
-PLAN, PRO = "team-plan-USD-monthly", "pro-plan-USD-monthly"
-PRICES = {PLAN: {"price": 1000, "item_type": "plan"}, PRO: {"price": 3000, "item_type": "plan"}}
-APRIL_1 = datetime(2026, 4, 1, tzinfo=UTC).timestamp()  # a 30-day term: April 1 to May 1
-DAY = 86400
 
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock(chargebee_clock):
+    return chargebee_clock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(APRIL_1)
-
-
-@pytest.fixture
-def fake(settings, clock):
-    fake = FakeChargebee(item_prices=PRICES, clock=clock)
-    server = serve(fake)
-    settings.CHARGEBEE_API_BASE_URL = server.url
-    yield fake
-    fake.close()
-    server.stop()
+def fake(change_fake):
+    return change_fake
 
 
 @pytest.fixture
