@@ -29,6 +29,11 @@ def _counting_connect(self: socket.socket, address: Any) -> None:
 socket.socket.connect = _counting_connect  # type: ignore[method-assign]
 
 
+def connects() -> int:
+    """Outbound connections this process has opened so far."""
+    return _connects
+
+
 class ProbeMiddleware:
     """Outermost middleware: counts what the whole request did (gunicorn sync workers run one at a time)."""
 

@@ -50,7 +50,7 @@ def summary(runs: list[list[Line]]) -> str:
     for index, line in enumerate(runs[0]):
         if line.met is None:
             continue
-        figures = [run[index].ratio or _cell(run[index].ours) for run in runs]
+        figures = [run[index].ratio if line.goal.startswith("ratio") else _cell(run[index].ours) for run in runs]
         every = all(run[index].met for run in runs)
         cells = (line.benchmark, line.measure, line.goal, *figures, "yes" if every else "**no**")
         rows.append("| " + " | ".join(cells) + " |")

@@ -6,6 +6,7 @@ process started here is stopped by the ``Processes`` that started it.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -29,11 +30,17 @@ def free_port() -> int:
 
 
 def reset_database(url: str) -> None:
-    """Drop and create the benchmark's database; refuses a name without "bench" in it."""
+    """Drop and create the benchmark's database; refuses a name without "bench" in it.
+
+    Unless ``BENCH_DROP_DATABASE`` names it: a database of its own given to the benchmark under another name.
+    """
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to drop database {name!r}: a benchmark database name must contain 'bench'")
+    if "bench" not in name and os.environ.get("BENCH_DROP_DATABASE") != name:
+        raise SystemExit(
+            f"refusing to drop database {name!r}: a benchmark database name must contain 'bench' "
+            "(or BENCH_DROP_DATABASE name it)"
+        )
     params = {
         "host": parts.hostname or "127.0.0.1",
         "port": parts.port or 5432,

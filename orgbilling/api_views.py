@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from . import checkout, invoice_downloads, notices, offers
+from . import checkout, invoice_downloads, notices, offers, subscription_listing
 from .authorization import Action, authorize_reference, require_organization
 from .decorators import billing_api
 from .errors import NotSignedIn
@@ -71,9 +71,9 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
     context = request.billing
     authorize_reference(context, context.organization_id if context else "", Action.VIEW)
     # The id alone: the organization row itself is not needed (and not loaded) to list its subscriptions.
-    listed = checkout.listed_subscriptions(context.organization_id)
-    # The seat counts ride along with the subscriptions' query; a separate one only when there are none.
-    listed = list(notices.with_profiles(listed))
+    # The seat counts and the notices' profile ride along with the subscriptions' query (a statement built once
+    # per process: see subscription_listing); a separate query only when there are none.
+    listed = subscription_listing.listed_with_profiles(context.organization_id)
     organization = listed[0].organization if listed else Organization.objects.filter(pk=context.organization_id).first()
     return JsonResponse(
         {

@@ -45,9 +45,10 @@ class Action(StrEnum):
     PAY = "pay"  # pay the dues now on Chargebee's collect_now page
     PAYMENT_METHOD = "payment_method"  # replace the card on Chargebee's manage_payment_sources page
     BILLING_DETAILS = "billing_details"  # company, address, VAT or tax id, billing email
+    CANCEL = "cancel"  # cancel at the end of the term, or keep a subscription that was to cancel
 
 
-CHANGES_BILLING = frozenset({Action.SUBSCRIBE, Action.CHANGE, Action.PORTAL})
+CHANGES_BILLING = frozenset({Action.SUBSCRIBE, Action.CHANGE, Action.PORTAL, Action.CANCEL})
 # Billing-manager only; unlike changes, still allowed once the organization is deleted.
 MANAGERS_ONLY = {
     Action.INVOICES: gettext_lazy("Ask a billing manager for invoices."),

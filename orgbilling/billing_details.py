@@ -2,14 +2,13 @@
 
 ``customer_changed`` and the answer of ``update_billing_info`` both go
 through ``apply_customer_details`` (ordering guard on the customer's
-``resource_version``). Billing managers edit them with ``update_details``:
+``resource_version``; the customer objects other events and syncs carry are
+applied the same way, see ``customer_profile``). Billing managers edit them with ``update_details``:
 one Chargebee call (``POST /customers/{id}/update_billing_info``), whose
 validation errors come back as ``FieldRefused`` naming the form field.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from django import forms
 from django.db import transaction
@@ -19,14 +18,12 @@ from django.utils.translation import gettext_lazy
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, get_gateway
 from .checkout import vendor_problem
+from .customer_profile import ADDRESS_FIELDS, store_customer
 from .errors import BillingProblem
-from .event_envelope import storable
-from .invoices import should_apply
 from .middleware import BillingContext
 from .models import BillingProfile, Organization
 from .payment_sources import locked_profile
 
-ADDRESS_FIELDS = ("line1", "line2", "city", "state", "zip", "country")
 DETAIL_FIELDS = ("company", "billing_email", "vat_number", "billing_address")
 
 
@@ -64,39 +61,13 @@ def _field_of(param: str) -> str:
     return name if name in BillingDetailsForm.base_fields else ""
 
 
-def read_details(customer: dict) -> dict[str, Any]:
-    """The billing details a Chargebee customer holds (its billing address and VAT number)."""
-    address = customer.get("billing_address") or {}
-    address = address if isinstance(address, dict) else {}
-
-    def text(source: dict, key: str, length: int) -> str:
-        value = source.get(key) or ""
-        return value if storable(value, length) else ""
-
-    return {
-        "company": text(address, "company", 250) or text(customer, "company", 250),
-        "billing_email": text(address, "email", 70),
-        "vat_number": text(customer, "vat_number", 20),
-        "billing_address": {key: text(address, key, 150) for key in ADDRESS_FIELDS if text(address, key, 150)},
-    }
-
-
 def apply_customer_details(customer: dict) -> bool:
-    """Apply a customer's billing details when its version is newer (or equal and different)."""
+    """Apply a customer's billing details and ``card_status`` when its version is newer (or equal and different)."""
     with transaction.atomic(savepoint=False):
         profile, _ = locked_profile(customer["id"], customer)
         if profile is None:
             return False
-        details, version = read_details(customer), customer.get("resource_version")
-        version = version if isinstance(version, int) and not isinstance(version, bool) else None
-        differs = any(getattr(profile, name) != value for name, value in details.items())
-        if not should_apply(version, profile.customer_version, differs):
-            return False
-        for name, value in details.items():
-            setattr(profile, name, value)
-        profile.customer_version = version
-        profile.save()
-    return True
+        return store_customer(profile, customer)
 
 
 def authorize_edit(context: BillingContext | None) -> Organization:

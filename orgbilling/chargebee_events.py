@@ -36,6 +36,8 @@ SUBSCRIPTION_EVENTS = (
     "subscription_resumed",
     "subscription_cancellation_scheduled",
     "subscription_scheduled_cancellation_removed",
+    "subscription_changes_scheduled",
+    "subscription_scheduled_changes_removed",
     "subscription_cancelled",
     "subscription_deleted",
 )
@@ -153,8 +155,15 @@ def _customer_changed(content: dict, event_type: str) -> None:
     apply_customer_details(customer)
 
 
+def _customer_too(content: dict) -> None:
+    """The customer object an event carries beside its resource: its details and card_status (ordering guard)."""
+    if isinstance(content.get("customer"), dict) and content["customer"].get("id"):
+        apply_customer_details(content["customer"])
+
+
 def _payment_source(content: dict, event_type: str) -> None:
     source = content["payment_source"]
+    _customer_too(content)
     result = apply_payment_source(source, content.get("customer"), event_type=event_type)
     if result.profile is None:
         raise _unknown_customer(source.get("customer_id"))
@@ -164,6 +173,7 @@ def _payment_source(content: dict, event_type: str) -> None:
 
 def _card(content: dict, event_type: str) -> None:
     customer = content["customer"]
+    _customer_too(content)
     result = apply_card_event(content["card"] if isinstance(content["card"], dict) else {}, customer, event_type)
     if result.profile is None:
         raise _unknown_customer(customer.get("id"))
@@ -183,6 +193,7 @@ def _customer_deleted(content: dict, event_type: str) -> None:
 def _invoice(content: dict, event_type: str) -> None:
     """Apply the invoice, and the subscription a payment event carries (its dues changed with it)."""
     invoice = content["invoice"]
+    _customer_too(content)
     result = apply_invoice(invoice, content.get("customer"), event_type=event_type)
     if result.invoice is None:
         raise _unknown_customer(invoice.get("customer_id"))
@@ -196,6 +207,7 @@ def _invoice(content: dict, event_type: str) -> None:
 def _dunning(content: dict, event_type: str) -> None:
     """``dunning_updated``: the invoice's retries and the subscription's dues, whichever it carries."""
     applied = False
+    _customer_too(content)
     if isinstance(content.get("invoice"), dict):
         applied = apply_invoice(content["invoice"], content.get("customer"), event_type=event_type).applied
     if isinstance(content.get("subscription"), dict):

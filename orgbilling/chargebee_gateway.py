@@ -32,12 +32,21 @@ PAGE_SIZE = 100  # Chargebee's maximum list page
 class ChargebeeError(Exception):
     """A Chargebee call failed; ``api_error_code`` is Chargebee's code (or ours for network errors)."""
 
-    def __init__(self, message: str, *, api_error_code: str = "", http_status: int | None = None, param: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        api_error_code: str = "",
+        http_status: int | None = None,
+        param: str = "",
+        cause: str = "",
+    ):
         super().__init__(message)
         self.message = message
         self.api_error_code = api_error_code
         self.http_status = http_status
         self.param = param
+        self.cause = cause  # Chargebee's error_cause_id (gateway.general.decline, ...), when it sends one
 
     @property
     def retryable(self) -> bool:
@@ -70,6 +79,7 @@ def _translate(exc: Exception) -> ChargebeeError:
             api_error_code=exc.api_error_code or exc.json_obj.get("error_code") or "",
             http_status=exc.http_status_code,
             param=exc.param or "",
+            cause=str(exc.json_obj.get("error_cause_id") or ""),
         )
     if isinstance(exc, httpx.TimeoutException):
         return ChargebeeError("Chargebee did not answer in time", api_error_code="timeout")
@@ -219,6 +229,60 @@ class ChargebeeGateway:
             return current.subscription.raw_data
         return result.subscription.raw_data
 
+    def cancel_at_term_end(self, subscription_id: str) -> dict:
+        """Schedule the cancellation for the end of the current term (status ``non_renewing``, ``cancelled_at``
+        the term end); ``{"subscription", "customer"}``. Chargebee refuses one already scheduled
+        (``invalid_state_for_request``)."""
+        params = {"end_of_term": True}
+        method = self.client.Subscription.cancel_for_items
+        result = self._call("subscription.cancel_at_term_end", method, subscription_id, params, post=True)
+        return {"subscription": result.subscription.raw_data, "customer": result.customer.raw_data}
+
+    def remove_scheduled_cancellation(self, subscription_id: str) -> dict:
+        """Keep a subscription that was to cancel at its term end; ``{"subscription", "customer"}``."""
+        method = self.client.Subscription.remove_scheduled_cancellation
+        result = self._call("subscription.remove_scheduled_cancellation", method, subscription_id, {}, post=True)
+        return {"subscription": result.subscription.raw_data, "customer": result.customer.raw_data}
+
+    def renewal_estimate(self, subscription_id: str) -> dict:
+        """What Chargebee will charge when the subscription next bills: the ``estimate`` object
+        (``invoice_estimate`` with ``amount_due``, ``line_items``...). Refused for a cancelled subscription."""
+        method = self.client.Estimate.renewal_estimate
+        return self._call("estimate.renewal_estimate", method, subscription_id, {}).estimate.raw_data
+
+    # -- previewed changes (orgbilling.changes) -------------------------------
+    def estimate_update_for_items(self, subscription_id: str, params: dict[str, Any]) -> dict:
+        """What ``update_for_items`` with exactly ``params`` would charge, credit and renew at (changes nothing).
+
+        ``params`` come from ``change_params``; the ``estimate`` object is returned
+        (``invoice_estimate``, ``credit_note_estimates``, ``next_invoice_estimate``, ``subscription_estimate``).
+        """
+        method = self.client.Estimate.update_subscription_for_items
+        body = {**params, "subscription": {"id": subscription_id}}
+        return self._call("estimate.update_subscription_for_items", method, body).estimate.raw_data
+
+    def update_for_items(self, subscription_id: str, params: dict[str, Any], *, idempotency_key: str) -> dict:
+        """Apply a change previewed with the same ``params``; the key makes a repeated confirm change it once.
+
+        Returns ``{"subscription", "customer", "invoice"?, "credit_notes"?}`` as plain dicts.
+        """
+        method = self.client.Subscription.update_for_items
+        result = self._call(
+            "subscription.update_for_items", method, subscription_id, params, post=True, idempotency_key=idempotency_key
+        )
+        answer = {"subscription": result.subscription.raw_data, "customer": result.customer.raw_data}
+        if getattr(result, "invoice", None) is not None:
+            answer["invoice"] = result.invoice.raw_data
+        if getattr(result, "credit_notes", None):
+            answer["credit_notes"] = [note.raw_data for note in result.credit_notes]
+        return answer
+
+    def remove_scheduled_changes(self, subscription_id: str) -> dict:
+        """Undo the changes waiting for term end; ``{"subscription", "customer"}``."""
+        method = self.client.Subscription.remove_scheduled_changes
+        result = self._call("subscription.remove_scheduled_changes", method, subscription_id, post=True)
+        return {"subscription": result.subscription.raw_data, "customer": result.customer.raw_data}
+
     # -- invoices ------------------------------------------------------------
     def list_invoices_page(
         self, *, customer_id: str | None = None, updated_after: int | None = None, offset: str | None = None
@@ -346,6 +410,20 @@ class ChargebeeGateway:
         params = {"customer": {"id": customer_id}, "redirect_url": redirect_url}
         result = self._call("portal_session.create", self.client.PortalSession.create, params, post=True)
         return result.portal_session.raw_data
+
+
+def change_params(*, item_price_id: str, quantity: int, increase: bool) -> dict[str, Any]:
+    """The parameters of a plan or seat change, the same for its estimate and for applying it.
+
+    An increase is prorated and invoiced now; a decrease or downgrade waits for the term's end.
+    The plan item replaces the current one (Chargebee swaps the plan item of a subscription).
+    """
+    params: dict[str, Any] = {"subscription_items": [{"item_price_id": item_price_id, "quantity": quantity}]}
+    if increase:
+        params.update(prorate=True, invoice_immediately=True, end_of_term=False)
+    else:
+        params.update(end_of_term=True)
+    return params
 
 
 def _page_params(

@@ -75,24 +75,33 @@ def _time(data: dict, key: str) -> datetime | None:
         raise InvalidSnapshot(f"subscription {key} is out of range") from None
 
 
-def _item(item_price_id: Any, item_type: str, quantity: Any) -> dict:
+def _item(item_price_id: Any, item_type: str, quantity: Any, unit_price: Any = None) -> dict:
     if not storable(item_price_id, MAX_PLAN_LENGTH) or not item_price_id:
         raise InvalidSnapshot(f"a {item_type} item has no id of at most {MAX_PLAN_LENGTH} characters")
-    return {"item_price_id": item_price_id, "item_type": item_type, "quantity": _integer(quantity, "item quantity")}
+    item = {"item_price_id": item_price_id, "item_type": item_type, "quantity": _integer(quantity, "item quantity")}
+    if unit_price is not None:
+        # What this subscription pays per unit (minor units), which outlives a price changed or archived since.
+        item["unit_price"] = _integer(unit_price, "item unit_price", MAX_VERSION)
+    return item
 
 
 def _items(data: dict) -> list[dict]:
-    """Every item as ``{"item_price_id", "item_type", "quantity"}``, whatever the catalog version."""
+    """Every item as ``{"item_price_id", "item_type", "quantity"}`` (and ``unit_price`` when Chargebee gives
+    one), whatever the catalog version."""
     if data.get("subscription_items") is not None:
         entries = data["subscription_items"]
         if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
             raise InvalidSnapshot("subscription_items is not a list of objects")
-        return [_item(e.get("item_price_id"), str(e.get("item_type") or "plan"), e.get("quantity")) for e in entries]
-    items = [_item(data["plan_id"], "plan", data.get("plan_quantity", 1))] if data.get("plan_id") else []
+        return [
+            _item(e.get("item_price_id"), str(e.get("item_type") or "plan"), e.get("quantity"), e.get("unit_price"))
+            for e in entries
+        ]
+    plan = data.get("plan_id")
+    items = [_item(plan, "plan", data.get("plan_quantity", 1), data.get("plan_unit_price"))] if plan else []
     addons = data.get("addons") or []
     if not isinstance(addons, list) or not all(isinstance(addon, dict) for addon in addons):
         raise InvalidSnapshot("addons is not a list of objects")
-    return items + [_item(addon.get("id"), "addon", addon.get("quantity")) for addon in addons]
+    return items + [_item(a.get("id"), "addon", a.get("quantity"), a.get("unit_price")) for a in addons]
 
 
 def _dues(data: dict) -> dict[str, Any]:
@@ -107,6 +116,13 @@ def _dues(data: dict) -> dict[str, Any]:
         "total_dues": (_integer(data.get("total_dues"), "subscription total_dues", MAX_VERSION) or 0) if count else 0,
         "due_since": _time(data, "due_since") if count else None,
     }
+
+
+def _scheduled_changes(data: dict) -> dict[str, Any]:
+    """Chargebee's flag for a change waiting for the term's end; without one, what orgbilling noted of it goes."""
+    if data.get("has_scheduled_changes") is True:
+        return {"has_scheduled_changes": True}  # scheduled_change (what was asked for) is kept
+    return {"has_scheduled_changes": False, "scheduled_change": {}}
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,9 @@ class SubscriptionSnapshot:
                 "cancel_at_period_end": status not in CLOSED_STATUSES
                 and (status == Subscription.Status.NON_RENEWING or scheduled),
                 "cancelled_at": cancelled_at,
+                # When Chargebee bills next (absent once nothing renews: cancelled, or cancelling at term end).
+                "next_billing_at": _time(data, "next_billing_at"),
+                **_scheduled_changes(data),
                 "resource_version": _integer(
                     data.get("resource_version"), "subscription resource_version", MAX_VERSION
                 ),

@@ -36,6 +36,7 @@ from . import audit, conf, plans
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
+from .customer_profile import apply_customer
 from .deleted_org_cancellation import cancel_pending, cancel_with_refund
 from .errors import BillingDenied, BillingProblem, NotFound
 from .links import absolute_url
@@ -43,6 +44,7 @@ from .middleware import BillingContext
 from .models import OpenedPage, Organization, Subscription
 from .opened_pages import first_return, record_page
 from .provisioning import OrganizationDeleted, ensure_customer
+from .renewal_estimates import refresh_after_change
 from .seat_counts import check_seat_floor
 from .statuses import BLOCKING_CHECKOUT
 from .subscription_sync import ApplyResult, apply_subscription, note_customer_version
@@ -214,6 +216,8 @@ def start_checkout(
             organization.chargebee_customer_id, meta_data=customer_meta_data(organization.id, subscription.id)
         )
         note_customer_version(organization.id, customer)
+        with transaction.atomic():  # its card_status and details too, under the organization's lock
+            apply_customer(Organization.objects.select_for_update().get(pk=organization.pk), customer)
         page = gateway.checkout_new_for_items(
             customer_id=organization.chargebee_customer_id,
             subscription_id=subscription.id,
@@ -312,6 +316,8 @@ def complete_checkout(
         except ChargebeeError as exc:  # the result is applied; acknowledging is bookkeeping
             logger.warning("could not acknowledge a hosted page: %s", exc.summary)
     if not result.cancel_pending:
+        # The change this return brings is committed: its next charge now (inline; queue mode queued it), once.
+        refresh_after_change(result.subscription.pk)
         return CheckoutReturn(Returned.APPLIED, organization, signed_in)
     try:
         cancel_with_refund(result.subscription.pk)
@@ -382,7 +388,9 @@ def return_from_portal(context: BillingContext | None) -> int | None:
             entries, _ = get_gateway().list_subscriptions_page(customer_id=organization.chargebee_customer_id)
         except ChargebeeError as exc:
             raise vendor_problem(exc) from exc
-    for entry in entries:
-        _apply(entry["subscription"], entry.get("customer"))
+    applied = [_apply(entry["subscription"], entry.get("customer")) for entry in entries]
     cancel_pending(organization)
+    for result in applied:  # a change made in the portal: its next charge (no call for an unchanged one)
+        if result.applied and not result.cancel_pending:
+            refresh_after_change(result.subscription.pk)
     return len(entries)

@@ -147,7 +147,7 @@ class Subscription(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.FUTURE)
     plan_id = models.CharField("plan (item price id)", max_length=100, blank=True)
     seats = models.PositiveIntegerField(default=1)
-    # Every subscription item as Chargebee lists it: [{"item_price_id", "item_type", "quantity"}].
+    # Every subscription item as Chargebee lists it: [{"item_price_id", "item_type", "quantity", "unit_price"?}].
     items = models.JSONField(default=list, blank=True)
     trial_start = models.DateTimeField(null=True, blank=True)
     trial_end = models.DateTimeField(null=True, blank=True)
@@ -526,3 +526,59 @@ class ItemPrice(models.Model):
     def is_available(self) -> bool:
         """Whether Chargebee still sells it (active, not deleted)."""
         return self.status == self.Status.ACTIVE and self.deleted_at is None
+
+
+def new_preview_id() -> str:
+    """An unguessable id: a preview is confirmed by it alone (with the session's organization and user)."""
+    return f"chp_{uuid.uuid4().hex}"
+
+
+def new_request_key() -> str:
+    return uuid.uuid4().hex
+
+
+class ChangePreview(models.Model):
+    """A plan or seat change as Chargebee estimated it, waiting for the billing manager's "Confirm".
+
+    ``params`` are exactly what the estimate was made with and what ``update_for_items`` is sent on
+    confirm; ``request_key`` is that call's idempotency key, so a repeated confirm changes once. A
+    preview is good for ``orgbilling.changes.PREVIEW_LIFETIME`` and for the subscription
+    ``resource_version`` it was made at. Amounts are in the currency's minor unit.
+    """
+
+    class State(models.TextChoices):
+        PREVIEWED = "previewed"
+        APPLYING = "applying"  # confirmed: the call is made now, or again with the same key after a failure
+        APPLIED = "applied"
+        HOSTED = "hosted"  # the payment needs the customer: sent to Chargebee's hosted page
+        FAILED = "failed"  # declined or refused by Chargebee; the subscription shows what Chargebee has
+
+    id = models.CharField(max_length=40, primary_key=True, default=new_preview_id, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="change_previews")
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="change_previews")
+    user_id = models.CharField(max_length=255, blank=True)
+    plan_id = models.CharField(max_length=100)
+    seats = models.PositiveIntegerField()
+    increase = models.BooleanField(help_text="charged now (prorated); otherwise it waits for the term's end")
+    params = models.JSONField(default=dict)
+    request_key = models.CharField(max_length=64, default=new_request_key, editable=False)
+    subscription_version = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    amount_due_now = models.BigIntegerField(default=0)
+    credits = models.BigIntegerField(default=0)
+    next_billing_at = models.DateTimeField(null=True, blank=True)
+    next_amount = models.BigIntegerField(null=True, blank=True)
+    # [{"description", "quantity", "amount", "dateFrom", "dateTo"}] of the invoice charged now
+    lines = models.JSONField(default=list, blank=True)
+    effective_at = models.DateTimeField(null=True, blank=True)  # when a change at term end takes effect
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PREVIEWED)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)  # what the confirm came to, shown again on a repeat
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "created_at"], name="orgbilling_preview_org_at")]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.state})"

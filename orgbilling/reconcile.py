@@ -16,6 +16,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from .billing_details import apply_customer_details
 from .chargebee_gateway import get_gateway
 from .chargebee_snapshot import InvalidSnapshot
 from .deleted_org_cancellation import cancel_pending
@@ -75,7 +76,11 @@ class SyncSummary:
 
 def _apply(entry: dict, dry_run: bool) -> ApplyResult:
     if not dry_run:
-        return apply_subscription(entry["subscription"], entry.get("customer"))
+        result = apply_subscription(entry["subscription"], entry.get("customer"))
+        if isinstance(entry.get("customer"), dict) and result.subscription is not None:
+            # Webhooks store the customer only when its version moves; a listing also fills a profile left behind.
+            apply_customer_details(entry["customer"])
+        return result
     # Apply, look, undo: the rollback also drops the signals queued on commit.
     with transaction.atomic():
         result = apply_subscription(entry["subscription"], entry.get("customer"))

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import conf, directory_seats, plans, signals
-from .models import ENTITLING_STATUSES, Organization, SeatLimitStatus, Subscription
+from .models import ENTITLING_STATUSES, Organization, SeatLimitStatus
 from .scalekit_management import ScalekitError, ScalekitManagement, configured, get_client
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,10 @@ MAX_RESENDS = 5  # sends in one call when the wanted limit keeps moving; the res
 
 def wanted_limit(organization: Organization) -> int | None:
     """The cap the organization's subscriptions buy right now; None for no cap."""
+    # Only the three columns read: this runs in every subscription write, and whole rows cost the ORM far more.
     subscriptions = organization.subscriptions.filter(status__in=ENTITLING_STATUSES, deleted_at__isnull=True)
-    items = [item for subscription in subscriptions for item in _plan_items(subscription)]
+    columns = subscriptions.values_list("items", "plan_id", "seats")
+    items = [item for listed, plan_id, seats in columns for item in _plan_items(listed, plan_id, seats)]
     if not items:
         return conf.get("ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION")
     total = 0
@@ -54,11 +56,9 @@ def wanted_limit(organization: Organization) -> int | None:
     return total
 
 
-def _plan_items(subscription: Subscription) -> list[dict]:
-    """The subscription's plan items (a row never synced has none listed: its plan and seats stand in)."""
-    items = subscription.items or [
-        {"item_type": "plan", "item_price_id": subscription.plan_id, "quantity": subscription.seats}
-    ]
+def _plan_items(items: list[dict] | None, plan_id: str, seats: int) -> list[dict]:
+    """A subscription's plan items (a row never synced has none listed: its plan and seats stand in)."""
+    items = items or [{"item_type": "plan", "item_price_id": plan_id, "quantity": seats}]
     return [item for item in items if item.get("item_type") == "plan"]
 
 

@@ -22,6 +22,7 @@ from .organization_sync import sync_organizations
 from .payment_health import end_grace_periods
 from .prices import sync_item_prices
 from .reconcile import sync_subscriptions
+from .renewal_estimates import sync_estimates
 from .seat_sync import sync_seats
 
 
@@ -215,5 +216,30 @@ register(
         "past-due subscriptions whose grace ran out: send grace_period_ended once (no vendor call)",
         _grace_periods,
         lambda: [],
+    )
+)
+
+
+def _renewal_estimates(options: SyncOptions) -> PassReport:
+    organization = options.organization
+    summary = sync_estimates(
+        organization_id=organization.pk if organization else None,
+        dry_run=options.dry_run,
+        progress=lambda done: options.progress("renewal estimates", done),
+    )
+    lines = [f"would fetch: {subscription_id}" for subscription_id in summary.wanted]
+    lines += [f"failed (see the log; the old figure stays, shown as being updated): {sub}" for sub in summary.failed]
+    # Not a failed pass: a figure that could not be fetched only stays marked stale (a subscription Chargebee no
+    # longer has is the subscriptions pass's to report), and the next run tries again.
+    return PassReport(str(summary), lines)
+
+
+register(
+    SyncPass(
+        "renewal-estimates",
+        "the next charge of each renewing subscription whose estimate is missing or older than its last change "
+        "(Chargebee's renewal_estimate, one call each)",
+        _renewal_estimates,
+        _unset("CHARGEBEE_API_KEY"),
     )
 )

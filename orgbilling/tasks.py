@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
 from django.db.models.signals import post_save
 from django.utils import timezone
 
@@ -71,28 +72,43 @@ def enqueue(delivery_id: int) -> bool:
 
 
 def record_and_enqueue(vendor: str, event_id: str, event_type: str, body: str) -> WebhookDelivery | None:
-    """Record a new delivery and queue its task in one commit; None, writing nothing, for an event already recorded."""
+    """Record a new delivery and queue its task in one commit; None, writing nothing, for an event already recorded.
+
+    Two statements: the task first, naming its delivery by vendor and event id (the row has no id yet),
+    then the delivery with its ``task_id``. A copy already recorded fails the second insert and the whole
+    transaction, task included, rolls back. No worker sees the task before the commit that records both.
+    """
     try:
         with transaction.atomic():
-            delivery = WebhookDelivery(vendor=vendor, event_id=event_id, event_type=event_type, body=body)
+            now = timezone.now()
+            task_id = process_delivery.using(run_after=now).enqueue(vendor, event_id).id
+            delivery = WebhookDelivery(
+                vendor=vendor, event_id=event_id, event_type=event_type, body=body, task_id=task_id, next_attempt_at=now
+            )
             delivery.save(force_insert=True)
-            _schedule(delivery, timezone.now())
-            delivery.save(update_fields=["task_id", "next_attempt_at"])
     except IntegrityError:
         return None
     return delivery
 
 
+def _named(delivery: int | str, event_id: str | None = None) -> Q:
+    """The delivery a task names: by id (``_schedule``), or by vendor and event id (``record_and_enqueue``)."""
+    return Q(vendor=delivery, event_id=event_id) if event_id is not None else Q(pk=delivery)
+
+
 @task(takes_context=True)
-def process_delivery(context: TaskContext, delivery_id: int) -> str:
+def process_delivery(context: TaskContext, delivery: int | str, event_id: str | None = None) -> str:
     """A worker's job: run the attempt begun when this task was claimed (nothing, for a stray copy).
 
+    The delivery is named by its id, or by its vendor and event id (see ``_named``).
     A delivery applied in the claim itself (``local_deliveries``) only reports that attempt's outcome.
     """
     token = str(context.task_result.id)
     if token in _applied_in_claim:
         return _applied_in_claim.pop(token)
-    if not WebhookDelivery.objects.filter(pk=delivery_id, lease_token=token).exists():
+    leased = WebhookDelivery.objects.filter(_named(delivery, event_id), lease_token=token)
+    delivery_id = leased.values_list("pk", flat=True).first()
+    if delivery_id is None:
         return "skipped"
     try:
         return deliveries.run_attempt(deliveries.Attempt(delivery_id, token), _after_attempt).status
@@ -163,10 +179,10 @@ def _after_attempt(delivery: WebhookDelivery, outcome: deliveries.Outcome) -> No
         )
 
 
-def begin_claimed(delivery_id: int, task_id: Any, worker_id: str) -> None:
+def begin_claimed(named: Q, task_id: Any, worker_id: str) -> None:
     """Begin the attempt of a task ``db_worker`` is claiming, inside its claim transaction."""
     now = timezone.now()
-    delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+    delivery = WebhookDelivery.objects.select_for_update().filter(named).first()
     if delivery is None or delivery.is_done or str(delivery.task_id or task_id) != str(task_id):
         return  # done, or a stray copy: the delivery's own task is another one
     if delivery.leased(now):
@@ -202,7 +218,7 @@ def _on_task_saved(sender: Any, instance: Any, update_fields: Any = None, **kwar
         return
     if instance.task_path != process_delivery.module_path:
         return
-    begin_claimed(instance.args_kwargs["args"][0], instance.id, instance.worker_ids[-1])
+    begin_claimed(_named(*instance.args_kwargs["args"]), instance.id, instance.worker_ids[-1])
 
 
 def connect_to_workers() -> None:

@@ -26,15 +26,19 @@ from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sandbox import (
+    fake_chargebee_changes,
     fake_chargebee_customers,
     fake_chargebee_invoices,
     fake_chargebee_payment_sources,
     fake_chargebee_prices,
+    fake_chargebee_renewals,
 )
+from sandbox.fake_chargebee_changes import ChangesMixin
 from sandbox.fake_chargebee_customers import CustomersMixin
 from sandbox.fake_chargebee_invoices import InvoicingMixin
 from sandbox.fake_chargebee_payment_sources import PaymentSourcesMixin
 from sandbox.fake_chargebee_prices import PricesMixin
+from sandbox.fake_chargebee_renewals import RenewalsMixin
 from sandbox.fake_chargebee_store import (
     CUSTOMER_FIELDS,
     Body,
@@ -87,7 +91,9 @@ class _Request:
     site_url: str  # scheme://host plus whatever the app is mounted under, before /api/v2
 
 
-class FakeChargebee(PricesMixin, InvoicingMixin, PaymentSourcesMixin, CustomersMixin, ChargebeeState):
+class FakeChargebee(
+    ChangesMixin, PricesMixin, InvoicingMixin, PaymentSourcesMixin, CustomersMixin, RenewalsMixin, ChargebeeState
+):
     """A WSGI app serving Chargebee's API under any path prefix ending in /api/v2.
 
     `api_key=None` accepts any non-empty key. The request log (`calls`) and fault injection
@@ -107,6 +113,7 @@ class FakeChargebee(PricesMixin, InvoicingMixin, PaymentSourcesMixin, CustomersM
         self._calls: list[Call] = []
         self._faults: list[_Fault] = []
         self._replies: dict[str, Body] = {}
+        self._key_locks: dict[str, threading.Lock] = {}  # one per idempotency key: a repeat waits for the first
         self._stopping = threading.Event()  # set by close(): requests held by a timeout fault answer now
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Call]:
@@ -204,15 +211,19 @@ class FakeChargebee(PricesMixin, InvoicingMixin, PaymentSourcesMixin, CustomersM
     def _answer_idempotently(self, request: _Request) -> Answer:
         """Replay the first successful answer to a POST with a repeated chargebee-idempotency-key."""
         key = request.headers.get("chargebee-idempotency-key") if request.method == "POST" else None
+        if not key:
+            return 200, self._route(request), []
         with self._log_lock:
-            replay = self._replies.get(key) if key else None
-        if replay is not None:
-            return 200, replay, [("chargebee-idempotency-replayed", "true")]
-        body = self._route(request)
-        if key:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # two requests with one key at once: the second waits, then gets the first's answer
+            with self._log_lock:
+                replay = self._replies.get(key)
+            if replay is not None:
+                return 200, replay, [("chargebee-idempotency-replayed", "true")]
+            body = self._route(request)
             with self._log_lock:
                 self._replies.setdefault(key, body)
-        return 200, body, []
+            return 200, body, []
 
     def _route(self, request: _Request) -> Body:
         path_known = False
@@ -503,6 +514,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Body]]] = [
         *fake_chargebee_payment_sources.ROUTES,
         *fake_chargebee_customers.ROUTES,
         *fake_chargebee_prices.ROUTES,
+        *fake_chargebee_changes.ROUTES,
+        *fake_chargebee_renewals.ROUTES,
     ]
 ]
 

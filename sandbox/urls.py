@@ -4,9 +4,11 @@ from django.urls import path, re_path
 
 from sandbox import (
     billing_console_views,
+    change_console_views,
     chargebee_invoice_views,
     chargebee_views,
     console_views,
+    renewal_console_views,
     scalekit_api,
     scalekit_views,
 )
@@ -18,6 +20,8 @@ urlpatterns = [
     path("knobs", console_views.knobs, name="knobs"),
     path("faults", console_views.faults, name="faults"),
     path("renewal", billing_console_views.renewal, name="renewal"),
+    path("next-charges", renewal_console_views.next_charges, name="next-charges"),
+    path("changes", change_console_views.change_knobs, name="change-knobs"),
     # Fake Scalekit: SCALEKIT_ENV_URL is /sandbox/scalekit.
     path("scalekit/organizations", console_views.organization_list, name="organizations"),
     path("scalekit/oauth/authorize", scalekit_views.authorize, name="scalekit-authorize"),

@@ -10,7 +10,8 @@ import pytest
 
 from orgbilling import scalekit_signature
 
-pytest_plugins = ["tests.timing"]  # hypothesis profiles, --fuzz, and the guard against sleeping tests
+# hypothesis profiles, --fuzz, and the guard against sleeping tests; the previewed-change fixtures
+pytest_plugins = ["tests.timing", "tests.change_support"]
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCALEKIT_SECRET = "whsec_dGVzdHNlY3JldA=="  # base64("testsecret"), as in Scalekit's Go SDK tests
@@ -151,4 +152,34 @@ def scalekit(settings):
     stub = ScalekitStub()
     stub.configure(settings)
     yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def served(fake_chargebee, tmp_path):
+    """``served(workers=4, threads=1, **env)``: the project under gunicorn against the test database; its base URL.
+
+    Real processes over real HTTP (``tests.processes.gunicorn``), pointed at
+    the fake Chargebee; ``served.stub`` is the Scalekit stand-in whose keys
+    they trust (``served.stub.sign_in(LiveClient(url))`` makes a session).
+    Every server started is stopped at the end of the test.
+    """
+    from contextlib import ExitStack
+    from itertools import count
+
+    from django.conf import settings
+
+    from tests.processes import app_environment, gunicorn
+    from tests.scalekit_support import ScalekitStub
+
+    stub, numbers = ScalekitStub(), count()
+    with ExitStack() as running:
+
+        def serve(workers: int = 4, threads: int = 1, **env: str) -> str:
+            log = tmp_path / f"gunicorn-{next(numbers)}.log"
+            env = app_environment(settings.CHARGEBEE_API_BASE_URL, stub.env_url, **env)
+            return running.enter_context(gunicorn(env, log, workers=workers, threads=threads))
+
+        serve.stub = stub
+        yield serve
     stub.stop()

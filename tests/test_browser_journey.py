@@ -214,11 +214,12 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         billing_shows(admin, demo, "3 of 3 seats used")
         expect(admin.get_by_text("New members cannot join Acme Corp until you add seats.")).to_be_visible()
         admin.locator("#ob-change-seats").fill("4")
-        admin.get_by_role("button", name="Change subscription").click()
-        admin.wait_for_url(re.compile(r"/sandbox/chargebee/pages/v3/"))
-        admin.get_by_label("Card number").fill("4111 1111 1111 1111")
-        admin.get_by_role("button", name=re.compile("^Pay")).click()
-        admin.wait_for_url(f"{demo.url}{demo.billing}/billing?success=1")
+        admin.get_by_role("button", name="Preview the change").click()
+        expect(admin.get_by_text("Charged now", exact=True)).to_be_visible()
+        assert_accessible(admin, "the preview of a seat change")
+        admin.get_by_role("button", name="Confirm").click()  # the card on file pays the prorated seat
+        admin.wait_for_url(f"{demo.url}{demo.billing}/billing")
+        expect(admin.get_by_text(re.compile(r"^Done: .* with 4 seats"))).to_be_visible()
         billing_shows(admin, demo, "3 of 4 seats used")
         member_action(console, "Invite to Acme Corp", "ivy@acme.test")
         expect(console.locator(".messages")).to_contain_text("Invited ivy@acme.test")
@@ -256,6 +257,24 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         admin.get_by_role("button", name="Back to the application").click()
         admin.wait_for_url(f"{demo.url}{demo.billing}/billing")
         expect(admin.get_by_text(re.compile(r"cancels on \w+"))).to_be_visible(timeout=0)
+
+    with evidence("2b-keep-and-cancel-in-the-app", demo, admin):
+        # Keep it from the billing page, then cancel it again here, after the page naming the date: keyboard only.
+        tab_to(admin, admin.get_by_role("button", name="Keep my subscription"))
+        admin.keyboard.press("Enter")
+        admin.wait_for_url(re.compile(r"/billing#ob-current$"))
+        expect(admin.get_by_text("Your subscription continues: it renews as before.")).to_be_visible(timeout=0)
+        expect(admin.locator("#ob-next-charge")).to_contain_text(re.compile(r"\$\d+\.\d\d on \w+"), timeout=0)
+        tab_to(admin, admin.get_by_role("link", name="Cancel at the end of the term"))
+        admin.keyboard.press("Enter")
+        admin.wait_for_url(re.compile(r"/billing/cancel\?subscription="))
+        expect(admin.locator("#ob-cancel-date")).to_contain_text("keeps its")
+        assert_accessible(admin, "the confirmation of a cancellation at the end of the term")
+        tab_to(admin, admin.get_by_role("button", name="Cancel at the end of the term"))
+        admin.keyboard.press("Enter")
+        admin.wait_for_url(re.compile(r"/billing#ob-current$"))
+        expect(admin.get_by_text(re.compile(r"it ends on \w+"))).to_be_visible(timeout=0)
+        assert_accessible(admin, "the billing page of a subscription that cancels at the end of its term")
 
     member = new_page(browser, demo.url)
     with evidence("3-member", demo, member):

@@ -174,7 +174,11 @@ def test_success_applies_the_hosted_page_and_acknowledges_it(
     fake_chargebee.reset_calls()
     with SignalLog() as signals, django_capture_on_commit_callbacks(execute=True):
         checkout.complete_checkout(context_for(), subscription_id=hosted.subscription_id, hosted_page_id=page)
-    assert paths(fake_chargebee) == [("GET", f"/hosted_pages/{page}"), ("POST", f"/hosted_pages/{page}/acknowledge")]
+    assert paths(fake_chargebee) == [
+        ("GET", f"/hosted_pages/{page}"),
+        ("POST", f"/hosted_pages/{page}/acknowledge"),
+        ("GET", f"/subscriptions/{hosted.subscription_id}/renewal_estimate"),  # its first charge, after the commit
+    ]
     row = Subscription.objects.get()
     assert (row.pk, row.chargebee_subscription_id, row.status, row.seats) == (
         hosted.subscription_id,
@@ -182,6 +186,7 @@ def test_success_applies_the_hosted_page_and_acknowledges_it(
         "in_trial",
         3,
     )
+    assert row.renewal_amount is not None and row.renewal_estimate_version == row.resource_version
     assert signals.names() == ["trial_started"]
 
 

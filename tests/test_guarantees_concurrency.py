@@ -10,12 +10,8 @@ Redis.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,8 +26,6 @@ from orgbilling import provisioning
 from orgbilling.models import OpenedPage, Subscription
 from sandbox.fake_chargebee import ChargebeeApiError
 from tests.billing_support import page_id
-from tests.scalekit_support import CLIENT_ID, ScalekitStub
-from tests.worker_support import database_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -89,12 +83,6 @@ def test_item4_twenty_parallel_subscribe_clicks_are_all_recorded_and_every_retur
     assert Subscription.objects.get().status == "in_trial"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def redis_available() -> bool:
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
@@ -103,71 +91,16 @@ def redis_available() -> bool:
     return True
 
 
-@pytest.fixture
-def gunicorn(fake_chargebee, tmp_path):
-    """The project under gunicorn (two sync workers) against the test database, a JWKS and the fake Chargebee."""
-    stub = ScalekitStub()
-    children = []
-
-    def start(**extra_env: str) -> str:
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "SANDBOX": "false",
-            "DEBUG": "true",
-            "APP_URL": f"http://127.0.0.1:{port}",
-            "SCALEKIT_ENV_URL": stub.env_url,
-            "SCALEKIT_CLIENT_ID": CLIENT_ID,
-            "SCALEKIT_CLIENT_SECRET": "test-client-secret",
-            "SCALEKIT_COOKIE_ENCRYPTION_SECRET": "test-cookie-encryption-secret",
-            "CHARGEBEE_SITE": "orgbilling-test",
-            "CHARGEBEE_API_KEY": "test_key",
-            "CHARGEBEE_API_BASE_URL": fake_chargebee_url(fake_chargebee),
-            "CHARGEBEE_PLAN_ITEM_PRICE_ID": "team-plan-USD-monthly",
-            # A day-long window: twenty clicks never straddle two windows, so "at most ten" is exact.
-            "ORGBILLING_THROTTLE_RATE": "10/day",
-            "REDIS_URL": "",
-            **extra_env,
-        }
-        gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
-        command = [gunicorn_bin, "billing_project.wsgi:application", f"--bind=127.0.0.1:{port}", "--workers=2"]
-        log = (tmp_path / f"gunicorn-{port}.log").open("w")
-        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        children.append(child)
-        deadline = time.monotonic() + DEADLINE
-        while True:  # bounded wait for the two workers to listen (a real-process test)
-            assert child.poll() is None and time.monotonic() < deadline, (tmp_path / log.name).read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        return f"http://127.0.0.1:{port}"
-
-    start.stub = stub
-    yield start
-    for child in children:
-        child.terminate()
-    for child in children:
-        child.wait(DEADLINE)
-    stub.stop()
-
-
-def fake_chargebee_url(fake) -> str:
-    from django.conf import settings
-
-    return settings.CHARGEBEE_API_BASE_URL
-
-
 @pytest.mark.real_time  # waits for gunicorn's workers to listen
 @pytest.mark.parametrize("counter", ["database", "redis"])
-def test_item5_twenty_parallel_clicks_against_two_gunicorn_workers_let_at_most_ten_through(gunicorn, counter):
+def test_item5_twenty_parallel_clicks_against_two_gunicorn_workers_let_at_most_ten_through(served, counter):
     if counter == "redis" and not redis_available():
         pytest.skip("no Redis on 127.0.0.1:6379")
-    base = gunicorn(REDIS_URL="redis://127.0.0.1:6379/0" if counter == "redis" else "")
+    # A day-long window: twenty clicks never straddle two windows, so "at most ten" is exact.
+    redis_url = "redis://127.0.0.1:6379/0" if counter == "redis" else ""
+    base = served(workers=2, ORGBILLING_THROTTLE_RATE="10/day", REDIS_URL=redis_url)
     organization_id = f"org_gu_{uuid.uuid4().hex[:12]}"  # fresh budget, also in a shared Redis
-    token = gunicorn.stub.token(oid=organization_id)
+    token = served.stub.token(oid=organization_id)
 
     def click(_: int) -> int:
         request = Request(

@@ -30,6 +30,7 @@ def healthy(fake_chargebee):
         "--payment-sources",
         "--prices",
         "--grace-periods",
+        "--renewal-estimates",
         stdout=io.StringIO(),
         stderr=io.StringIO(),
     )

@@ -127,11 +127,11 @@ def test_queue_mode_records_and_queues_in_one_commit_and_the_worker_applies_in_i
     with CaptureQueriesContext(connection) as captured:
         response = post_event(client, EVENT)
     assert response.status_code == 202
+    # Two statements, as a bare insert is one: the task (naming the delivery by its event), then the delivery.
     assert statements(captured) == [
         "BEGIN",
-        "INSERT orgbilling_webhookdelivery",
         f"INSERT {DBTaskResult._meta.db_table}",
-        "UPDATE orgbilling_webhookdelivery",
+        "INSERT orgbilling_webhookdelivery",
         "COMMIT",
     ]
 
@@ -184,3 +184,26 @@ def test_queue_mode_a_subscription_of_a_deleted_organization_leaves_the_claim_fo
     [cancelled] = test_guarantees.refund_cancels(chargebee)
     assert cancelled.path == f"/subscriptions/{paid_after_deletion.subscription_id}/cancel_for_items"
     assert Subscription.objects.get(pk=paid_after_deletion.subscription_id).status == "cancelled"
+
+
+def test_queue_mode_a_copy_recorded_meanwhile_takes_its_task_back_with_the_failed_insert():
+    """The task is inserted first (naming the event); the copy's failed insert rolls it back with the transaction."""
+    first = tasks.record_and_enqueue("chargebee", "ev_local_1", "subscription_changed", "{}")
+    assert first is not None and first.task_id is not None
+    assert tasks.record_and_enqueue("chargebee", "ev_local_1", "subscription_changed", "{}") is None
+    [task] = DBTaskResult.objects.filter(task_path=tasks.process_delivery.module_path)
+    assert (str(task.id), task.args_kwargs["args"]) == (str(first.task_id), ["chargebee", "ev_local_1"])
+
+
+def test_a_newer_snapshot_writes_only_the_columns_it_changed(client):
+    """The row is read under its lock, so the UPDATE names the changed columns only (the ORM builds less)."""
+    assert post_event(client, EVENT).status_code == 200
+    newer = pc2_event("subscription_changed", pc2_subscription(version=3, seats=7), event_id="ev_local_2")
+    with CaptureQueriesContext(connection) as captured:
+        assert post_event(client, newer).json()["status"] == "processed"
+    [update] = [q["sql"] for q in captured.captured_queries if q["sql"].startswith('UPDATE "orgbilling_subscription"')]
+    written = set(re.findall(r'"(\w+)" = ', update.split(" WHERE ")[0]))
+    assert {"seats", "items", "resource_version", "updated_at"} <= written
+    assert not written & {"status", "plan_id", "created_at", "reference_id", "chargebee_subscription_id"}
+    row, version = Subscription.objects.get(), pc2_subscription(version=3)["resource_version"]
+    assert (row.seats, row.status, row.resource_version) == (7, "active", version)

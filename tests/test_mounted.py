@@ -65,7 +65,9 @@ def test_every_form_and_link_on_the_billing_page_carries_the_prefix_once(client,
     page = client.get(mounted("/billing")).content.decode()
     targets = re.findall(r'(?:action|href)="([^"]*)"', page)
     ours = [target for target in targets if "/static/" not in target]
-    assert {"/billing-app/billing/change", "/billing-app/billing/portal", "/billing-app/auth/logout"} <= set(ours)
+    assert {"/billing-app/billing/change/preview", "/billing-app/billing/portal", "/billing-app/auth/logout"} <= set(
+        ours
+    )
     assert all(once(target) for target in ours), ours
 
 

@@ -42,7 +42,7 @@ def test_the_page_shows_seats_used_against_the_limit_and_warns_when_full(acme, s
 def test_members_see_it_read_only_and_no_cap_reads_seats_used(acme, scalekit, django_assert_max_num_queries):
     html = page(scalekit, django_assert_max_num_queries, roles=["member"])
     assert "5 of 5 seats used" in html and "New members cannot join Acme Corp" in html
-    assert 'action="/billing/change"' not in html
+    assert 'action="/billing/change/preview"' not in html
     Organization.objects.filter(pk="org_1").update(seat_limit=None)
     html = page(scalekit, django_assert_max_num_queries)
     assert "5 seats used" in html and "<meter" not in html and "cannot join" not in html

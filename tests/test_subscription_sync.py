@@ -76,8 +76,8 @@ def test_pc2_snapshot_is_stored_whole(org, apply):
     )
     assert (row.status, row.plan_id, row.seats, row.resource_version) == ("active", PLAN, 7, START * 1000 + 5)
     assert row.items == [
-        {"item_price_id": PLAN, "item_type": "plan", "quantity": 7},
-        {"item_price_id": "sso-addon", "item_type": "addon", "quantity": 1},
+        {"item_price_id": PLAN, "item_type": "plan", "quantity": 7, "unit_price": 1200},
+        {"item_price_id": "sso-addon", "item_type": "addon", "quantity": 1, "unit_price": 500},
     ]
     assert (row.current_period_start, row.current_period_end) == (at(START), at(START + MONTH))
     assert row.current_period_start.tzinfo is not None
@@ -89,9 +89,10 @@ def test_pc1_vendor_sample_is_read():
     fields = SubscriptionSnapshot.read(data).fields
     assert (fields["plan_id"], fields["seats"], fields["status"]) == ("basic", 1, "active")
     assert fields["items"] == [
-        {"item_price_id": "basic", "item_type": "plan", "quantity": 1},
-        {"item_price_id": "data_usage", "item_type": "addon", "quantity": 1},
+        {"item_price_id": "basic", "item_type": "plan", "quantity": 1, "unit_price": 900},
+        {"item_price_id": "data_usage", "item_type": "addon", "quantity": 1, "unit_price": 95},
     ]
+    assert fields["next_billing_at"] == at(1347046824)
     assert (fields["trial_start"], fields["trial_end"]) == (at(1341690024), at(1344368424))
     assert (fields["current_period_start"], fields["current_period_end"]) == (at(1344368424), at(1347046824))
     assert fields["resource_version"] == 1344368425000

@@ -1,0 +1,93 @@
+"""What the current subscription costs now and next, as the billing page says it, from local rows only.
+
+* **Now**: seats x the unit price this subscription pays (its plan item's
+  ``unit_price``, which outlives a price changed or archived since; else the
+  mirrored ``ItemPrice``), per the price's period. The plan's name comes from
+  the mirrored price, then the configured catalog, then its id, so a
+  subscription on an archived price still shows its name and price.
+* **Next**: Chargebee's renewal estimate stored on the row
+  (``renewal_estimates``) with ``next_billing_at``, never worked out here
+  from prices; "being updated" when the row changed since it was fetched.
+  A subscription cancelling at its term end shows that date instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from . import plans
+from .models import ItemPrice, Subscription
+from .money import format_money
+from .renewal_estimates import RENEWING_STATUSES, is_stale, needs_estimate
+
+
+@dataclass(frozen=True)
+class CurrentCharges:
+    plan_name: str
+    seats: int
+    unit_price: str  # "$12.00", or "" when neither the subscription nor the mirror knows it
+    period: str  # "month", "3 months", or ""
+    next_amount: str  # "$36.00", or "" when no estimate was stored yet
+    next_billing_at: datetime | None
+    renews: bool  # a next charge is due (renewing, and not cancelling at the term end)
+    estimate_stale: bool  # the row changed since the stored estimate: shown as being updated
+    estimate_pending: bool  # no estimate yet, one is on its way
+    cancels_on: datetime | None  # the end of a scheduled cancellation
+    cancellable: bool  # may be cancelled at the end of its term (active or in trial, linked, not cancelling)
+
+
+def period_text(period: int | None, unit: str) -> str:
+    """``1, "month"`` -> "month"; ``3, "month"`` -> "3 months" (to follow "per")."""
+    count = period or 1
+    names = {
+        "day": ngettext("day", "%(count)s days", count),
+        "week": ngettext("week", "%(count)s weeks", count),
+        "month": ngettext("month", "%(count)s months", count),
+        "year": ngettext("year", "%(count)s years", count),
+    }
+    return names[unit] % {"count": count} if unit in names else ""
+
+
+def _plan_item(subscription: Subscription) -> dict:
+    return next((item for item in subscription.items or [] if item.get("item_type") == "plan"), {})
+
+
+def describe(subscription: Subscription | None) -> CurrentCharges | None:
+    """The current subscription's charges (one query: its plan's mirrored price)."""
+    if subscription is None:
+        return None
+    price = ItemPrice.objects.filter(pk=subscription.plan_id).first() if subscription.plan_id else None
+    configured = plans.find(subscription.plan_id)
+    # ORGBILLING_PLANS names the plans it offers; Chargebee's external name stands in for the others.
+    name = (configured.name if configured and configured.name != configured.id else "") or (
+        price.external_name if price else ""
+    )
+    name = name or subscription.plan_id
+    currency = subscription.currency or (price.currency if price else "") or "USD"
+    unit = _plan_item(subscription).get("unit_price")
+    if unit is None and price is not None and price.pricing_model in ("per_unit", "flat_fee"):
+        unit = price.price
+    renews = subscription.status in RENEWING_STATUSES and not subscription.cancel_at_period_end
+    cancels_on = None
+    if subscription.cancel_at_period_end:
+        cancels_on = subscription.cancelled_at or subscription.current_period_end
+    amount = subscription.renewal_amount
+    return CurrentCharges(
+        plan_name=name or _("Unknown plan"),
+        seats=subscription.seats,
+        unit_price=format_money(unit, currency) if unit is not None else "",
+        period=period_text(price.period, price.period_unit) if price else "",
+        next_amount=format_money(amount, currency) if amount is not None else "",
+        next_billing_at=subscription.next_billing_at,
+        renews=renews,
+        estimate_stale=renews and is_stale(subscription),
+        estimate_pending=renews and amount is None and needs_estimate(subscription),
+        cancels_on=cancels_on,
+        cancellable=subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.IN_TRIAL)
+        and not subscription.cancel_at_period_end
+        and bool(subscription.chargebee_subscription_id),
+    )
