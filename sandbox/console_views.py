@@ -34,6 +34,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "attempts": runtime.sender().attempts()[:RECENT],
         "calls": list(reversed(fake.calls()))[:RECENT],
         "subscriptions": [describe(sub) for sub in fake.store.find("subscription", [])[:RECENT]],
+        "item_prices": fake.store.find("item_price", [("deleted", "is", False)])[:RECENT],
         "fault_kinds": [*FAULT_STATUSES, "timeout"],
     }
     return render(request, "sandbox/index.html", context)

@@ -8,6 +8,7 @@ from sandbox import (
     chargebee_invoice_views,
     chargebee_views,
     console_views,
+    price_console_views,
     renewal_console_views,
     scalekit_api,
     scalekit_views,
@@ -22,6 +23,7 @@ urlpatterns = [
     path("renewal", billing_console_views.renewal, name="renewal"),
     path("next-charges", renewal_console_views.next_charges, name="next-charges"),
     path("changes", change_console_views.change_knobs, name="change-knobs"),
+    path("item-price", price_console_views.item_price, name="item-price"),
     # Fake Scalekit: SCALEKIT_ENV_URL is /sandbox/scalekit.
     path("scalekit/organizations", console_views.organization_list, name="organizations"),
     path("scalekit/oauth/authorize", scalekit_views.authorize, name="scalekit-authorize"),
