@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import cProfile
 import io
+import os
 import platform
 import pstats
 import statistics
@@ -305,7 +306,9 @@ def teardown_module() -> None:
         "# Billing page and previewed-change benchmarks (bench/plans_bench.py)\n\n"
         f"- {platform.machine()}, Python {platform.python_version()}, {database}; in-process (queries counted through "
         "Django's test client, pages timed through its WSGI handler), the fake Chargebee served by a threaded WSGI "
-        "server in the same process; the bare page is bench/plans_page.py, behind the same middleware\n\n"
+        "server in the same process; the bare page is bench/plans_page.py, behind the same middleware\n"
+        f"- {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end of the run "
+        "(other sessions' work)\n\n"
         "| Benchmark | Time | Measure | Result |\n|---|---|---|---|\n" + "\n".join(_rows) + "\n\n"
         "Run on a 2-core machine shared with other busy sessions: times are loose, the counts are the measure.\n"
         "The bare page renders only the values the goal lists; /billing also renders the plan-change form, the "
