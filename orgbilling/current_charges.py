@@ -56,11 +56,19 @@ def _plan_item(subscription: Subscription) -> dict:
     return next((item for item in subscription.items or [] if item.get("item_type") == "plan"), {})
 
 
-def describe(subscription: Subscription | None) -> CurrentCharges | None:
-    """The current subscription's charges (one query: its plan's mirrored price)."""
+UNREAD = object()  # describe()'s price: not read yet (None is read, and not mirrored)
+
+
+def describe(subscription: Subscription | None, price: ItemPrice | None | object = UNREAD) -> CurrentCharges | None:
+    """The current subscription's charges (one query: its plan's mirrored price, unless ``price`` is given).
+
+    ``price``: the subscription's mirrored ``ItemPrice`` (None: not in the mirror) when the caller read it already,
+    as the billing page's offer does with the catalog's, so the page reads prices once.
+    """
     if subscription is None:
         return None
-    price = ItemPrice.objects.filter(pk=subscription.plan_id).first() if subscription.plan_id else None
+    if price is UNREAD:
+        price = ItemPrice.objects.filter(pk=subscription.plan_id).first() if subscription.plan_id else None
     configured = plans.find(subscription.plan_id)
     # ORGBILLING_PLANS names the plans it offers; Chargebee's external name stands in for the others.
     name = (configured.name if configured and configured.name != configured.id else "") or (

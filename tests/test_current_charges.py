@@ -111,3 +111,16 @@ def test_a_trial_shows_its_end_and_the_first_charge(browser):
     )
     block = current(browser)
     assert "Trial ends" in block and "$36.00 on" in block and 'datetime="2031-02-01T00:00:00+00:00"' in block
+
+
+def test_the_page_reads_the_price_once_with_the_catalog(browser):
+    """The offer's read of the catalog (one query) gives the current charges their price too."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    subscription()
+    price()
+    with CaptureQueriesContext(connection) as queries:
+        html = current(browser)
+    assert "3 × $12.00 per month" in html and "Team" in html
+    assert sum('"orgbilling_itemprice"' in query["sql"] for query in queries.captured_queries) == 1

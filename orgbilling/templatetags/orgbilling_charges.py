@@ -12,7 +12,7 @@ from typing import Any
 
 from django import template
 
-from ..current_charges import describe
+from ..current_charges import UNREAD, describe
 
 register = template.Library()
 
@@ -20,9 +20,12 @@ register = template.Library()
 @register.inclusion_tag("orgbilling/current_subscription.html", takes_context=True)
 def current_subscription(context: template.Context) -> dict[str, Any]:
     subscription = context.get("subscription")
+    # The billing page's offer read the subscription's price with the catalog's (offers.build_offer): reuse it.
+    plan = getattr(context.get("offer"), "current_plan", None)
+    price = plan.price if subscription is not None and plan is not None and plan.id == subscription.plan_id else UNREAD
     return {
         "subscription": subscription,
-        "charges": describe(subscription),
+        "charges": describe(subscription, price),
         "can_manage": context.get("can_manage", False),
         "organization": context.get("organization"),
         "csrf_token": context.get("csrf_token"),
