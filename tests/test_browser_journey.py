@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.real_time]  # waits on the bin/de
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
+DOCS = ROOT / "docs"  # the README's screenshots, taken by the journey at the root
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -202,6 +203,8 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         facts = admin.locator("dl").first
         expect(facts).to_contain_text("Active", timeout=0)
         expect(facts).to_contain_text("3", timeout=0)
+        expect(admin.locator("#ob-seat-price")).to_have_text("3 × $15.00 per month", timeout=0)
+        expect(admin.locator("#ob-next-charge")).to_contain_text("$45.00 on", timeout=0)
         assert_accessible(admin, "the billing page of a subscriber")
 
     console = new_page(browser, demo.url)
@@ -217,9 +220,16 @@ def test_subscribe_pay_cancel_read_only_member_and_admin(demo, browser):
         admin.get_by_role("button", name="Preview the change").click()
         expect(admin.get_by_text("Charged now", exact=True)).to_be_visible()
         assert_accessible(admin, "the preview of a seat change")
+        if not demo.billing:
+            admin.screenshot(path=DOCS / "change-preview.png", full_page=True)
         admin.get_by_role("button", name="Confirm").click()  # the card on file pays the prorated seat
         admin.wait_for_url(f"{demo.url}{demo.billing}/billing")
         expect(admin.get_by_text(re.compile(r"^Done: .* with 4 seats"))).to_be_visible()
+        # The new amount at once: 4 seats at the Team price, and the next charge Chargebee estimated for them.
+        expect(admin.locator("#ob-seat-price")).to_have_text("4 × $15.00 per month", timeout=0)
+        expect(admin.locator("#ob-next-charge")).to_contain_text("$60.00 on", timeout=0)
+        if not demo.billing:
+            admin.screenshot(path=DOCS / "billing-page.png", full_page=True)  # the README's picture
         billing_shows(admin, demo, "3 of 4 seats used")
         member_action(console, "Invite to Acme Corp", "ivy@acme.test")
         expect(console.locator(".messages")).to_contain_text("Invited ivy@acme.test")
