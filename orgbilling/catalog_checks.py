@@ -32,7 +32,9 @@ def _run_by_migrate() -> bool:
     """Whether the checks are running inside ``migrate`` (Django gives them no other sign)."""
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_globals.get("__name__") == "django.core.management.commands.migrate":
+        # BaseCommand.execute (in base.py) runs the checks; its ``self`` is the migrate command.
+        command = frame.f_locals.get("self")
+        if type(command).__module__ == "django.core.management.commands.migrate":
             return True
         frame = frame.f_back
     return False

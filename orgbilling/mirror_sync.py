@@ -1,4 +1,4 @@
-"""``orgbilling_sync`` passes for the invoice and payment-source mirrors.
+"""``orgbilling_sync`` passes for the invoice and payment-source mirrors, and the loop every list pass shares.
 
 Each pass lists one kind of object from Chargebee, 100 a page (never one call
 per organization), optionally only those updated since a time, and applies
@@ -44,7 +44,7 @@ class PassSummary:
         return text + (" (dry run: nothing was written)" if self.dry_run else "")
 
 
-def _run_pass(
+def run_pass(
     summary: PassSummary,
     entries: Iterable[dict],
     apply: Callable[[dict], Any],
@@ -75,7 +75,7 @@ def _run_pass(
     return summary
 
 
-def _unix(since: datetime | None) -> int | None:
+def unix_time(since: datetime | None) -> int | None:
     return None if since is None else int(since.timestamp())
 
 
@@ -87,8 +87,8 @@ def sync_invoices(
     progress: Callable[[int], None] | None = None,
 ) -> PassSummary:
     """Apply every Chargebee invoice (or those updated after ``since``). Chargebee errors propagate."""
-    entries = get_gateway().iter_invoices(updated_after=_unix(since), customer_id=customer_id)
-    return _run_pass(PassSummary("invoices", dry_run), entries, apply_invoice, progress)
+    entries = get_gateway().iter_invoices(updated_after=unix_time(since), customer_id=customer_id)
+    return run_pass(PassSummary("invoices", dry_run), entries, apply_invoice, progress)
 
 
 def sync_payment_sources(
@@ -99,5 +99,5 @@ def sync_payment_sources(
     progress: Callable[[int], None] | None = None,
 ) -> PassSummary:
     """Apply every customer's payment sources (100 per list call, not one call per customer)."""
-    entries = get_gateway().iter_payment_sources(updated_after=_unix(since), customer_id=customer_id)
-    return _run_pass(PassSummary("payment sources", dry_run), entries, apply_payment_source, progress)
+    entries = get_gateway().iter_payment_sources(updated_after=unix_time(since), customer_id=customer_id)
+    return run_pass(PassSummary("payment sources", dry_run), entries, apply_payment_source, progress)

@@ -21,7 +21,7 @@ The prices pass (``sync_item_prices``) lists ``GET /item_prices`` for plans,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,7 @@ from .chargebee_gateway import get_gateway
 from .chargebee_snapshot import InvalidSnapshot
 from .event_envelope import storable
 from .invoices import MAX_AMOUNT, should_apply
+from .mirror_sync import PassSummary, run_pass, unix_time
 from .models import ItemPrice
 from .signal_sending import send_after_commit
 
@@ -171,19 +172,14 @@ def apply_item_price(item_price: dict, *, event_type: str | None = None) -> Pric
 
 
 @dataclass
-class PriceSyncSummary:
+class PriceSyncSummary(PassSummary):
     """Counts of one prices pass; ``gone`` are prices Chargebee no longer lists (tombstoned here)."""
 
-    dry_run: bool = False
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    failed: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = (
-            f"item prices: created {self.created}, updated {self.updated}, unchanged {self.unchanged}"
+            f"{self.name}: created {self.created}, updated {self.updated}, unchanged {self.unchanged}"
             f", gone from Chargebee {len(self.gone)}, failed {len(self.failed)}"
         )
         return text + (" (dry run: nothing was written)" if self.dry_run else "")
@@ -198,28 +194,16 @@ def sync_item_prices(
     unless they changed here after the run began (a webhook during the run).
     Chargebee errors propagate, and then nothing is called gone.
     """
-    summary = PriceSyncSummary(dry_run=dry_run)
+    summary = PriceSyncSummary("item prices", dry_run)
     started = timezone.now()
     seen: set[str] = set()
-    updated_after = None if since is None else int(since.timestamp())
-    for done, entry in enumerate(get_gateway().iter_item_prices(updated_after=updated_after), start=1):
-        seen.add(str(entry.get("id")))
-        try:
-            with transaction.atomic():
-                result = apply_item_price(entry)
-                transaction.set_rollback(dry_run)  # a dry run applies, looks, undoes (its signals too)
-        except InvalidSnapshot as exc:
-            logger.warning("sync: item price %s not applied: %s", entry.get("id"), exc)
-            summary.failed.append(str(entry.get("id")))
-        else:
-            if not result.applied:
-                summary.unchanged += 1
-            elif result.created:
-                summary.created += 1
-            else:
-                summary.updated += 1
-        if progress is not None:
-            progress(done)
+
+    def listed() -> Iterator[dict]:
+        for entry in get_gateway().iter_item_prices(updated_after=unix_time(since)):
+            seen.add(str(entry.get("id")))
+            yield entry
+
+    run_pass(summary, listed(), apply_item_price, progress)
     if since is None:
         gone = ItemPrice.objects.filter(deleted_at__isnull=True, updated_at__lt=started).exclude(pk__in=seen)
         summary.gone = sorted(gone.values_list("pk", flat=True))

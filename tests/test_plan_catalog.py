@@ -133,7 +133,7 @@ def test_check_database_reports_it_and_migrate_does_not(catalog, settings):
     call_command("check", "--tag", "orgbilling", stdout=io.StringIO())  # no database asked: not run
     settings.DEBUG = True  # (the sandbox's own check refuses DEBUG off)
     out = io.StringIO()
-    call_command("migrate", verbosity=1, stdout=out, stderr=out)  # runs the checks, with its database
+    call_command("migrate", skip_checks=False, stdout=out, stderr=out)  # runs the checks, with its database
     assert "orgbilling.W030" not in out.getvalue() and "orgbilling.E030" not in out.getvalue()
     out = io.StringIO()
     call_command("check", "--database", "default", stdout=out, stderr=out)
