@@ -43,13 +43,17 @@ class CurrentCharges:
 def period_text(period: int | None, unit: str) -> str:
     """``1, "month"`` -> "month"; ``3, "month"`` -> "3 months" (to follow "per")."""
     count = period or 1
-    names = {
-        "day": ngettext("day", "%(count)s days", count),
-        "week": ngettext("week", "%(count)s weeks", count),
-        "month": ngettext("month", "%(count)s months", count),
-        "year": ngettext("year", "%(count)s years", count),
-    }
-    return names[unit] % {"count": count} if unit in names else ""
+    if unit == "day":
+        text = ngettext("day", "%(count)s days", count)
+    elif unit == "week":
+        text = ngettext("week", "%(count)s weeks", count)
+    elif unit == "month":
+        text = ngettext("month", "%(count)s months", count)
+    elif unit == "year":
+        text = ngettext("year", "%(count)s years", count)
+    else:
+        return ""
+    return text % {"count": count}
 
 
 def _plan_item(subscription: Subscription) -> dict:

@@ -35,15 +35,19 @@ PERIODS = ("month", "year")
 
 
 def period_text(price: ItemPrice) -> str:
-    """``per month``, ``every 3 months``, ``per year``..."""
+    """``per month``, ``every 3 months``, ``per year``... (one catalog look-up: a page has a card per price)."""
     count, unit = price.period, price.period_unit
-    texts = {
-        "day": ngettext("per day", "every %(count)s days", count),
-        "week": ngettext("per week", "every %(count)s weeks", count),
-        "month": ngettext("per month", "every %(count)s months", count),
-        "year": ngettext("per year", "every %(count)s years", count),
-    }
-    return texts.get(unit, unit) % {"count": count}
+    if unit == "day":
+        text = ngettext("per day", "every %(count)s days", count)
+    elif unit == "week":
+        text = ngettext("per week", "every %(count)s weeks", count)
+    elif unit == "month":
+        text = ngettext("per month", "every %(count)s months", count)
+    elif unit == "year":
+        text = ngettext("per year", "every %(count)s years", count)
+    else:
+        text = unit
+    return text % {"count": count}
 
 
 def trial_text(price: ItemPrice) -> str:
@@ -95,7 +99,7 @@ class Card:
     @property
     def summary(self) -> str:
         """One line: ``$15.00 per seat per month``, ``from $20.00 per seat per month`` (tiers)."""
-        period = period_text(self.price)
+        period = self.period  # period_text(self.price), worked out once when the card was made
         if self.tiers:
             lowest = min(self.tiers, key=lambda tier: tier.amount)
             if not self.tiers_per_seat:
@@ -263,9 +267,8 @@ def build_offer(
     cards = [
         _with_saving(c, monthly.get((c.price.item_id, c.price.currency))) if _yearly(c.price) else c for c in cards
     ]
-    both = {
-        key for key in monthly if any(_yearly(c.price) and (c.price.item_id, c.price.currency) == key for c in cards)
-    }
+    yearly = {(c.price.item_id, c.price.currency) for c in cards if _yearly(c.price)}
+    both = monthly.keys() & yearly
     periods = list(PERIODS) if both else []
     chosen = period if period in periods else "month"
     shown = cards
