@@ -45,6 +45,46 @@ class BillingDetailsForm(forms.Form):
         return cls(initial={**profile.billing_address, **{name: getattr(profile, name) for name in DETAIL_FIELDS[:3]}})
 
 
+# What browsers may fill each field with (WCAG 1.3.5, identify input purpose); the VAT id has no token.
+AUTOCOMPLETE = {
+    "company": "organization",
+    "line1": "address-line1",
+    "line2": "address-line2",
+    "city": "address-level2",
+    "state": "address-level1",
+    "zip": "postal-code",
+    "country": "country",
+    "billing_email": "email",
+}
+
+
+def shown_fields(form: BillingDetailsForm) -> list[dict]:
+    """The form's fields as plain values for the billing page's template, which writes each ``<input>`` itself.
+
+    Django's widget rendering runs a template per field (most of the billing details section's time); the
+    page needs only the name, id, label, type, current value, limits, autocomplete token and errors.
+    """
+    data = form.data if form.is_bound else form.initial
+    errors = form.errors if form.is_bound else {}
+    shown = []
+    for name, field in form.fields.items():
+        value = data.get(name)
+        shown.append(
+            {
+                "name": name,
+                "id": f"id_{name}",
+                "label": field.label,
+                "type": field.widget.input_type,
+                "value": "" if value is None else str(value),
+                "required": field.required,
+                "max_length": getattr(field, "max_length", None),
+                "autocomplete": AUTOCOMPLETE.get(name, ""),
+                "errors": " ".join(errors.get(name, ())),
+            }
+        )
+    return shown
+
+
 class FieldRefused(BillingProblem):
     """Chargebee refused a value; ``field`` is the form field it names ("" when none)."""
 

@@ -81,3 +81,27 @@ def test_local_validation_members_and_chargebee_down(scalekit, customer, fake_ch
     assert 'action="/billing/details"' not in member.get("/billing").content.decode()
     fake_chargebee.fail_next(3, status=503)
     assert browser.post("/billing/details", FORM).status_code == 502
+
+
+def test_the_fields_are_written_with_labels_limits_autocomplete_and_their_errors(scalekit, customer, fake_chargebee):
+    """The page writes each input itself (not Django's widget templates): nothing a field had is lost."""
+    browser = scalekit.sign_in(Client())
+    html = browser.get("/billing").content.decode()
+    assert '<label for="id_company">Company name</label>' in html
+    assert (
+        '<input type="text" name="company" maxlength="250" required autocomplete="organization" id="id_company">'
+        in html
+    )
+    assert '<input type="text" name="line2" maxlength="150" autocomplete="address-line2" id="id_line2">' in html
+    assert '<input type="text" name="country" required autocomplete="country" id="id_country">' in html
+    assert 'type="email" name="billing_email" maxlength="70" autocomplete="email" id="id_billing_email">' in html
+    assert '<input type="text" name="vat_number" maxlength="20" id="id_vat_number">' in html  # no token for a VAT id
+    for name in ("company", "line1", "line2", "city", "state", "zip", "country", "vat_number", "billing_email"):
+        assert f'<label for="id_{name}">' in html and f'id="id_{name}"' in html  # every input labelled
+
+    invalid = browser.post("/billing/details", {**FORM, "company": '"Acme" <b>', "billing_email": "nope"})
+    html = invalid.content.decode()
+    assert 'value="&quot;Acme&quot; &lt;b&gt;"' in html  # the sent value, escaped
+    assert 'id="id_billing_email" aria-invalid="true" aria-describedby="id_billing_email-error">' in html
+    assert '<p class="ob-field-error" id="id_billing_email-error" role="alert">Enter a valid email address.' in html
+    assert 'aria-invalid="true" aria-describedby="id_company-error"' not in html
