@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from babel.numbers import get_currency_name
 from django.utils import translation
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -108,6 +109,32 @@ class Card:
         if self.per_seat:
             return _("%(amount)s per seat %(period)s") % {"amount": self.amount_text, "period": period}
         return _("%(amount)s %(period)s") % {"amount": self.amount_text, "period": period}
+
+    @property
+    def anchor(self) -> str:
+        """The card heading's id: ``ob-plan-`` and the price id, slugified."""
+        return f"ob-plan-{slugify(self.plan.id)}"
+
+    @property
+    def price_text(self) -> str:
+        """What follows the amount on a card: ``per seat per month`` (or just the period for a flat fee)."""
+        if self.per_seat:
+            return _("per seat %(period)s") % {"period": self.period}
+        return self.period
+
+    @property
+    def tiers_caption(self) -> str:
+        if self.tiers_per_seat:
+            return _("Price per seat %(period)s, by number of seats") % {"period": self.period}
+        return _("Price %(period)s, by number of seats") % {"period": self.period}
+
+    @property
+    def seats_text(self) -> str:
+        """``1 to 1000 seats.``, and the trial when one is offered."""
+        text = _("%(low)s to %(high)s seats.") % {"low": self.plan.min_seats, "high": self.plan.max_seats}
+        if self.trial:
+            text += " " + _("%(trial)s for new customers.") % {"trial": self.trial}
+        return text
 
     @property
     def label(self) -> str:
@@ -196,6 +223,10 @@ class Offer:
     current: Card | None  # the subscription's plan and price, also when no longer offered
     currency: str  # the subscription's ("" without one)
     current_plan: Plan | None = None  # its name and seats, also when its price was never mirrored
+
+    @property
+    def several_currencies(self) -> bool:
+        return len(self.groups) > 1
 
     @property
     def period_links(self) -> list[PeriodLink]:
