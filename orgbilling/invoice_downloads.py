@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.core.paginator import Page, Paginator
+from django.db.models import Count, Window
 from django.utils.translation import gettext as _
 
 from .authorization import Action, authorize_reference, require_organization, throttle
@@ -23,6 +24,7 @@ from .invoices import listed_invoices
 from .middleware import BillingContext
 
 PAGE_SIZE = 10
+MAX_PAGE = 100_000  # larger numbers go to the paginator (the last page), never into an OFFSET
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,18 @@ class Download:
 def invoice_page(context: BillingContext | None, number: object = 1) -> Page:
     """One page of the organization's invoices, newest first (an out-of-range number gives the last)."""
     organization = authorize_reference(context, require_organization(context).pk, Action.INVOICES)
-    return Paginator(listed_invoices(organization.pk), PAGE_SIZE).get_page(number)
+    invoices = listed_invoices(organization.pk)
+    paginator = Paginator(invoices, PAGE_SIZE)
+    wanted = 1 if number in (None, "") else number
+    if isinstance(wanted, int | str) and str(wanted).isdecimal() and 1 <= int(wanted) <= MAX_PAGE:
+        # One query for the page and the count: COUNT(*) OVER () rides on each row of the page.
+        start = (int(wanted) - 1) * PAGE_SIZE
+        rows = list(invoices.annotate(listed=Window(Count("pk")))[start : start + PAGE_SIZE])
+        if rows or start == 0:
+            paginator.count = rows[0].listed if rows else 0  # a cached_property: the paginator asks no more
+            return Page(rows, int(wanted), paginator)
+    # Past the last page or not a page number: the paginator's own answer (the last page, or the first).
+    return paginator.get_page(number)
 
 
 def download_invoice(context: BillingContext | None, invoice_id: object) -> Download:

@@ -260,3 +260,26 @@ def test_api_lists_invoices_paginated_and_hands_out_a_download_link(client, scal
     fake_chargebee.fail_next(3, status=503)
     assert client.post(f"/api/invoices/{latest.pk}/pdf", **headers).status_code == 502
     assert client.post("/api/invoices/inv_nope/pdf", **headers).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("number", "shown", "reads"),
+    [
+        ("", 1, 1),
+        ("2", 2, 1),
+        ("9", 2, 3),  # past the last page: the last page, as Django's paginator answers
+        ("0", 2, 2),  # not a page number: the paginator alone
+        ("99999999999999999999999", 2, 2),
+        ("x", 1, 2),  # not a number: the first page
+        ("²", 1, 2),
+    ],
+)
+def test_an_invoice_page_and_its_count_come_in_one_query(manager, acme, number, shown, reads):
+    """The billing page's invoices: the rows and their count in one statement; odd numbers as the paginator."""
+    stored(acme, 12)
+    manager.get("/billing")  # warm the key cache and the organization memo
+    with CaptureQueriesContext(connection) as queries:
+        html = manager.get(f"/billing?invoices={number}").content.decode()
+    assert f"Page {shown} of 2" in html
+    assert ("inv_11" in html, "inv_01" in html) == ((True, False) if shown == 1 else (False, True))
+    assert sum('FROM "orgbilling_invoice"' in query["sql"] for query in queries.captured_queries) == reads
