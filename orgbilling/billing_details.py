@@ -73,11 +73,11 @@ def shown_fields(form: BillingDetailsForm) -> list[dict]:
             {
                 "name": name,
                 "id": f"id_{name}",
-                "label": field.label,
+                "label": str(field.label),  # translated once, not at each use of a lazy string
                 "type": field.widget.input_type,
                 "value": "" if value is None else str(value),
                 "required": field.required,
-                "max_length": getattr(field, "max_length", None),
+                "max_length": str(field.max_length) if getattr(field, "max_length", None) else "",  # not localized
                 "autocomplete": AUTOCOMPLETE.get(name, ""),
                 "errors": " ".join(errors.get(name, ())),
             }
