@@ -46,15 +46,23 @@ def _deliveries(subscriptions: int, rng: random.Random) -> list[bytes]:
     return events
 
 
-def _drained() -> bool:
-    pending = WebhookDelivery.objects.filter(status__in=["received", "failed"])
-    return not pending.exists() and not DBTaskResult.objects.filter(status__in=["READY", "RUNNING"]).exists()
+def _applied() -> bool:
+    return not WebhookDelivery.objects.filter(status__in=["received", "failed"]).exists()
 
 
-def wait_for_drain() -> None:
-    """Until every delivery is processed or ignored and no task is left; bounded by ``DRAIN_SECONDS``."""
+def wait_for_drain() -> float:
+    """Until every delivery is processed or ignored and no task is left; bounded by ``DRAIN_SECONDS``.
+
+    Returns when (``time.perf_counter()``) the last delivery was applied: the follow-up tasks (next-charge
+    estimates, queued below the deliveries) may run on after it.
+    """
     deadline = time.monotonic() + DRAIN_SECONDS
-    while not _drained():
+    applied_at = None
+    while True:
+        if applied_at is None and _applied():
+            applied_at = time.perf_counter()
+        if applied_at is not None and not DBTaskResult.objects.filter(status__in=["READY", "RUNNING"]).exists():
+            return applied_at
         if time.monotonic() > deadline:
             raise RuntimeError(f"the queue did not drain in {DRAIN_SECONDS} s")
         time.sleep(0.1)
@@ -82,7 +90,7 @@ def renewal_burst(port: int, renewals: int, auth: dict[str, str], workers: int) 
     ours = [load.Request("POST", "/api/webhooks/chargebee", body, auth) for body in bodies]
     ours_results = load.run(port, ours, SENDERS)
     accepted_seconds = time.perf_counter() - started
-    wait_for_drain()
+    applied_seconds = wait_for_drain() - started
     drained_seconds = time.perf_counter() - started
     load.check_statuses(base_results, {200}, "renewal burst baseline")
     load.check_statuses(ours_results, {200, 202}, "renewal burst")
@@ -98,14 +106,15 @@ def renewal_burst(port: int, renewals: int, auth: dict[str, str], workers: int) 
     name = f"3. Renewal burst, queue mode, {workers} workers ({len(sent)} renewals + {len(bodies) - len(sent)} copies)"
     return [
         Line(name, "time to accept every delivery, s", accepted_seconds, baseline_seconds),
-        Line(name, "time to drain the queue, s", drained_seconds, baseline_seconds),
+        Line(name, "time until every delivery is applied, s", applied_seconds, baseline_seconds),
+        Line(name, "time to drain the queue (next-charge estimates too), s", drained_seconds, baseline_seconds),
         Line(
             name,
             "deliveries applied per second",
-            len(sent) / drained_seconds,
+            len(sent) / applied_seconds,
             "",
             f">= {DRAIN_GOAL}",
-            len(sent) / drained_seconds >= DRAIN_GOAL,
+            len(sent) / applied_seconds >= DRAIN_GOAL,
         ),
         Line(name, "lost deliveries", len(sent - done), "", "0", sent <= done),
         Line(name, "deliveries applied twice", twice, "", "0", twice == 0),

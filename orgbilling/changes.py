@@ -38,17 +38,15 @@ from django.db.models import Q
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
-from . import audit, conf, plans, renewal_estimates
+from . import audit, plans, renewal_estimates
 from .authorization import Action, authorize_reference, require_organization, throttle
 from .chargebee_gateway import ChargebeeError, ChargebeeGateway, change_params, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
-from .checkout import LIVE, current_subscription, vendor_problem
+from .checkout import LIVE, current_subscription, open_change_page, vendor_problem
 from .errors import BillingProblem, NotFound
-from .links import absolute_url
 from .middleware import BillingContext
-from .models import BillingProfile, ChangePreview, ItemPrice, OpenedPage, Organization, Subscription
+from .models import BillingProfile, ChangePreview, ItemPrice, Organization, Subscription
 from .money import format_money
-from .opened_pages import record_page
 from .seat_counts import check_seat_floor
 from .subscription_sync import apply_subscription
 
@@ -310,21 +308,10 @@ def _needs_customer(error: ChargebeeError) -> bool:
 def _hosted(context: BillingContext, preview: ChangePreview, gateway: ChargebeeGateway) -> ChangeResult:
     """Chargebee's hosted page makes the same change and takes the payment (one call)."""
     subscription = preview.subscription
-    try:
-        page = gateway.checkout_existing_for_items(
-            subscription_id=subscription.chargebee_subscription_id,
-            item_price_id=preview.plan_id,
-            quantity=preview.seats,
-            redirect_url=absolute_url("orgbilling:subscription-success", subscriptionId=subscription.id),
-            cancel_url=absolute_url("orgbilling:billing"),
-            gateway_account_id=conf.get("CHARGEBEE_GATEWAY_ACCOUNT_ID"),
-        )
-    except ChargebeeError as exc:
-        raise vendor_problem(exc) from exc
-    record_page(context, OpenedPage.Kind.CHANGE, page["id"], subscription)
+    page = open_change_page(context, subscription, preview.plan_id, preview.seats, gateway)
     message = _("Confirm the payment on Chargebee's page to make the change.")
     _finish(preview, State.HOSTED, message)
-    return ChangeResult(Outcome.HOSTED, preview, subscription, message, changed=False, url=page["url"])
+    return ChangeResult(Outcome.HOSTED, preview, subscription, message, changed=False, url=page.url)
 
 
 def _made(row: Subscription, preview: ChangePreview) -> bool:

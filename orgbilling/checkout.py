@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy
 
 from . import audit, conf, plans
 from .authorization import Action, authorize_reference, require_organization, throttle
-from .chargebee_gateway import ChargebeeError, customer_meta_data, get_gateway
+from .chargebee_gateway import ChargebeeError, ChargebeeGateway, customer_meta_data, get_gateway
 from .chargebee_snapshot import InvalidSnapshot
 from .customer_profile import apply_customer
 from .deleted_org_cancellation import cancel_pending, cancel_with_refund
@@ -250,10 +250,24 @@ def change_subscription(
         raise BillingProblem(_("That is already the subscription's plan and number of seats."), status=400)
     throttle(context, organization)
     check_seat_floor(subscription, quantity)
+    return open_change_page(context, subscription, plan.id, quantity, get_gateway())
+
+
+def open_change_page(
+    context: BillingContext,
+    subscription: Subscription,
+    item_price_id: str,
+    quantity: int,
+    gateway: ChargebeeGateway,
+) -> HostedRedirect:
+    """Chargebee's hosted page that makes this change and takes its payment (one call), recorded as opened.
+
+    Authorization, the throttle and the seat floor are the caller's, done before.
+    """
     try:
-        page = get_gateway().checkout_existing_for_items(
+        page = gateway.checkout_existing_for_items(
             subscription_id=subscription.chargebee_subscription_id,
-            item_price_id=plan.id,
+            item_price_id=item_price_id,
             quantity=quantity,
             redirect_url=absolute_url("orgbilling:subscription-success", subscriptionId=subscription.id),
             cancel_url=absolute_url("orgbilling:billing"),

@@ -14,7 +14,11 @@ from __future__ import annotations
 from .renewal_estimates import fetch_estimate
 from .task_api import task
 
+# Below the deliveries' default 0: workers take ready deliveries first, so a burst of renewals is applied at full
+# speed and the figures for its subscriptions follow (a task for an older version then costs one query).
+ESTIMATE_PRIORITY = -10
 
-@task()
+
+@task(priority=ESTIMATE_PRIORITY)
 def fetch_renewal_estimate(subscription_id: str) -> str:
     return fetch_estimate(subscription_id)

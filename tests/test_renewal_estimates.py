@@ -139,6 +139,17 @@ def test_queue_mode_queues_one_task_after_the_commit(subscribed, fake, settings,
     assert Subscription.objects.get(pk="sub_1").renewal_amount == 2400
 
 
+def test_workers_take_waiting_deliveries_before_estimates(subscribed, fake, settings):
+    """A burst of renewals is applied first; each one's estimate task waits below the deliveries."""
+    from orgbilling.renewal_tasks import fetch_renewal_estimate
+    from orgbilling.tasks import process_delivery
+
+    settings.ORGBILLING_PROCESSING = "queue"
+    fetch_renewal_estimate.enqueue("sub_1")  # queued first
+    process_delivery.enqueue("chargebee", "ev_later")
+    assert DBTaskResult.objects.ready().get_locked().task_path == process_delivery.module_path
+
+
 def test_queue_mode_leaves_a_failed_fetch_to_the_sync(subscribed, fake, settings):
     from orgbilling.renewal_tasks import fetch_renewal_estimate
 
