@@ -1,10 +1,13 @@
 """The database check of the plan catalog: offered prices Chargebee does not sell.
 
 ``manage.py check --database default`` runs it (tags ``orgbilling`` and
-``database``); plain ``check``, ``runserver`` and the WSGI start do not pass a
-database, so it returns nothing there. ``migrate`` passes its database to the
-checks too, before its tables may even exist: this check stays out of it (a
-fresh install migrates before its first ``orgbilling_sync --prices``).
+``database``), and nothing else does. Django gives a check no sign of who
+runs it: ``migrate`` passes its database too, before the tables may even
+exist (a fresh install migrates before its first ``orgbilling_sync
+--prices``), and Django 6.1 passes every database whenever checks are run by
+tag (``check --tag orgbilling``, the WSGI start). So the registered check
+looks for the ``check`` command and its ``--database`` option on the call
+stack; ``offered_price_problems`` is the check itself, for callers who know.
 
 * ``orgbilling.W030``: an ``ORGBILLING_PLANS`` price is missing from the local
   mirror or archived/deleted in Chargebee; the page hides it.
@@ -28,22 +31,27 @@ HINT = (
 )
 
 
-def _run_by_migrate() -> bool:
-    """Whether the checks are running inside ``migrate`` (Django gives them no other sign)."""
+def _asked_by_check_database() -> bool:
+    """Whether ``manage.py check --database ...`` is running the checks (see the module docstring)."""
     frame = sys._getframe(1)
     while frame is not None:
-        # BaseCommand.execute (in base.py) runs the checks; its ``self`` is the migrate command.
-        command = frame.f_locals.get("self")
-        if type(command).__module__ == "django.core.management.commands.migrate":
-            return True
+        # The check command's handle() holds its parsed options (BaseCommand.check(), nearer, does not).
+        command, options = frame.f_locals.get("self"), frame.f_locals.get("options")
+        if type(command).__module__ == "django.core.management.commands.check" and isinstance(options, dict):
+            return bool(options.get("databases"))
         frame = frame.f_back
     return False
 
 
 @checks.register(TAG, checks.Tags.database)
 def check_offered_prices(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
-    if not databases or "default" not in databases or _run_by_migrate():
+    if not databases or "default" not in databases or not _asked_by_check_database():
         return []
+    return offered_price_problems()
+
+
+def offered_price_problems() -> list[checks.CheckMessage]:
+    """W030 for each ``ORGBILLING_PLANS`` price Chargebee does not sell, E030 when none is on offer (reads the DB)."""
     from .plans import catalog, unavailable
 
     try:
