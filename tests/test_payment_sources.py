@@ -14,7 +14,7 @@ from orgbilling import provisioning
 from orgbilling.models import BillingProfile, Organization, WebhookDelivery
 from orgbilling.payment_sources import card_warning
 from sandbox import runtime
-from tests.chargebee_payloads import CUSTOMER_ID, START, pc2_customer, post_event
+from tests.chargebee_payloads import CUSTOMER_ID, START, _event_ids, pc2_customer, post_event
 from tests.sandbox_support import sandbox  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,7 @@ def source(source_id: str = "pm_1", *, version: int = 1, last4: str = "1111", st
 
 def event(event_type: str, customer: dict | None = None, **content) -> dict:
     return {
-        "id": f"ev_{event_type}_{len(str(content))}_{id(content)}",
+        "id": f"ev_{event_type}_{next(_event_ids)}",  # unique: id() of a freed dict comes back, a redelivery
         "event_type": event_type,
         "occurred_at": START,
         "object": "event",
