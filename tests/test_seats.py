@@ -182,6 +182,7 @@ def test_organization_deleted_sends_nothing(acme, changes, fake_chargebee_for_sa
 def fake_chargebee_for_sandbox(acme):
     """The sandbox's fake Chargebee knows Acme's customer, so organization.deleted can cancel its subscriptions."""
     runtime.chargebee().create_customer(CUSTOMER_ID)
+    settle(acme.served)  # its customer_created webhook lands now, not in the middle of the test (SQLite's one writer)
 
 
 # --- members -----------------------------------------------------------------------------------------------------
