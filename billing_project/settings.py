@@ -5,6 +5,8 @@ manage.py is read when present. With nothing configured the project runs in
 DEBUG on a SQLite file, so a fresh clone works end to end.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -93,6 +95,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes concurrent writers queue on the lock instead of failing
     # with "database is locked" when a read transaction tries to upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+    # Tests get a file, not Django's shared-cache in-memory database: there a second thread's write fails at once
+    # with "database table is locked" (a table lock ignores the timeout above), and the sandbox's webhooks are
+    # answered on other threads while a test writes. One file per test process, so two runs never share one.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"orgbilling-test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
