@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from django import forms
 from django.db import transaction
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -38,13 +40,6 @@ class BillingDetailsForm(forms.Form):
     vat_number = forms.CharField(label=gettext_lazy("VAT or tax id"), max_length=20, required=False)
     billing_email = forms.EmailField(label=gettext_lazy("Billing email"), max_length=70, required=False)
 
-    @classmethod
-    def for_profile(cls, profile: BillingProfile | None) -> BillingDetailsForm:
-        if profile is None:
-            return cls()
-        return cls(initial={**profile.billing_address, **{name: getattr(profile, name) for name in DETAIL_FIELDS[:3]}})
-
-
 # What browsers may fill each field with (WCAG 1.3.5, identify input purpose); the VAT id has no token.
 AUTOCOMPLETE = {
     "company": "organization",
@@ -58,28 +53,53 @@ AUTOCOMPLETE = {
 }
 
 
-def shown_fields(form: BillingDetailsForm) -> list[dict]:
+def initial_values(profile: BillingProfile | None) -> dict[str, str]:
+    """The form's values from the mirrored billing details."""
+    if profile is None:
+        return {}
+    return {**profile.billing_address, **{name: getattr(profile, name) for name in DETAIL_FIELDS[:3]}}
+
+
+def shown_fields(form: BillingDetailsForm | None, profile: BillingProfile | None) -> list[dict]:
     """The form's fields as plain values for the billing page's template, which writes each ``<input>`` itself.
 
+    ``form``: a submitted form being corrected (its values and errors); None shows ``profile``'s values, read
+    from the form class's fields without building a form, which would deep-copy every field and widget.
     Django's widget rendering runs a template per field (most of the billing details section's time); the
     page needs only the name, id, label, type, current value, limits, autocomplete token and errors.
     """
-    data = form.data if form.is_bound else form.initial
-    errors = form.errors if form.is_bound else {}
+    bound = form is not None and form.is_bound
+    data = form.data if bound else form.initial if form is not None else initial_values(profile)
+    errors = form.errors if bound else {}
     shown = []
-    for name, field in form.fields.items():
-        value = data.get(name)
+    for name, field in (form.fields if form is not None else BillingDetailsForm.base_fields).items():
+        value, field_errors = data.get(name), " ".join(errors.get(name, ()))
+        max_length = getattr(field, "max_length", None)
+        attributes = (  # in the order Django's widgets write them
+            ("type", field.widget.input_type),
+            ("name", name),
+            ("value", "" if value is None else str(value)),
+            ("maxlength", str(max_length) if max_length else ""),  # not localized
+            ("required", field.required),
+            ("autocomplete", AUTOCOMPLETE.get(name, "")),
+            ("id", f"id_{name}"),
+            ("aria-invalid", "true" if field_errors else ""),
+            ("aria-describedby", f"id_{name}-error" if field_errors else ""),
+        )
         shown.append(
             {
                 "name": name,
                 "id": f"id_{name}",
                 "label": str(field.label),  # translated once, not at each use of a lazy string
-                "type": field.widget.input_type,
-                "value": "" if value is None else str(value),
-                "required": field.required,
-                "max_length": str(field.max_length) if getattr(field, "max_length", None) else "",  # not localized
-                "autocomplete": AUTOCOMPLETE.get(name, ""),
-                "errors": " ".join(errors.get(name, ())),
+                # One string, not a template branch per attribute: the form has nine fields.
+                "attributes": mark_safe(  # every value is escaped here
+                    "".join(
+                        f" {key}" if value is True else f' {key}="{escape(value)}"'
+                        for key, value in attributes
+                        if value
+                    )
+                ),
+                "errors": field_errors,
             }
         )
     return shown

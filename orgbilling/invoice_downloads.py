@@ -9,11 +9,13 @@ or logged.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Window
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from .authorization import Action, authorize_reference, require_organization, throttle
@@ -22,6 +24,9 @@ from .checkout import vendor_problem
 from .errors import NotFound
 from .invoices import listed_invoices
 from .middleware import BillingContext
+from .models import Invoice
+from .money import format_money
+from .shown_dates import ShownDate, shown_date
 
 PAGE_SIZE = 10
 MAX_PAGE = 100_000  # larger numbers go to the paginator (the last page), never into an OFFSET
@@ -48,6 +53,36 @@ def invoice_page(context: BillingContext | None, number: object = 1) -> Page:
             return Page(rows, int(wanted), paginator)
     # Past the last page or not a page number: the paginator's own answer (the last page, or the first).
     return paginator.get_page(number)
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    """One invoice as the billing page lists it, its texts worked out once (a page lists up to ``PAGE_SIZE``)."""
+
+    id: str
+    date: ShownDate | None
+    total: str  # "$45.00"
+    due: str  # "($12.00 due)", or "" when nothing is due
+    status: str
+    pdf_url: str  # the download form's action
+    download_label: str  # the download button's accessible name, naming the invoice
+
+
+def shown_invoices(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
+    return [
+        InvoiceRow(
+            id=invoice.id,
+            date=shown_date(invoice.date),
+            total=format_money(invoice.total, invoice.currency),
+            due=_("(%(due)s due)") % {"due": format_money(invoice.amount_due, invoice.currency)}
+            if invoice.amount_due
+            else "",
+            status=_("Void") if invoice.is_void else str(invoice.get_status_display()),
+            pdf_url=reverse("orgbilling:invoice-pdf", args=[invoice.id]),
+            download_label=_("Download PDF of invoice %(id)s") % {"id": invoice.id},
+        )
+        for invoice in invoices
+    ]
 
 
 def download_invoice(context: BillingContext | None, invoice_id: object) -> Download:

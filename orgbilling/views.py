@@ -62,9 +62,12 @@ def _billing_page(
             "past_due": payment_health.past_due(subscription),
             "profile": (profile := payment_sources.profile_of(organization)),
             "card_warning": payment_sources.card_warning(profile, timezone.localdate()),
-            "details_form": (form := details_form or billing_details.BillingDetailsForm.for_profile(profile)),
-            "details_fields": billing_details.shown_fields(form),
-            "invoices": invoice_downloads.invoice_page(context, request.GET.get("invoices")) if can_manage else None,
+            "details_form": details_form,
+            "details_fields": billing_details.shown_fields(details_form, profile),
+            "invoices": (invoices := invoice_downloads.invoice_page(context, request.GET.get("invoices")))
+            if can_manage
+            else None,
+            "invoice_rows": invoice_downloads.shown_invoices(invoices) if can_manage else [],
             "success": request.GET.get("success") == "1" and problem is None,
             "problem": problem,
         },
