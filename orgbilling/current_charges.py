@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -23,6 +22,7 @@ from . import plans
 from .models import ItemPrice, Subscription
 from .money import format_money
 from .renewal_estimates import RENEWING_STATUSES, is_stale, needs_estimate
+from .shown_dates import ShownDate, shown_date
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,15 @@ class CurrentCharges:
     seats: int
     unit_price: str  # "$12.00", or "" when neither the subscription nor the mirror knows it
     period: str  # "month", "3 months", or ""
+    seats_text: str  # "3 × $12.00 per month", as much of it as is known
     next_amount: str  # "$36.00", or "" when no estimate was stored yet
-    next_billing_at: datetime | None
+    next_billing_at: ShownDate | None
+    trial_ends: ShownDate | None  # while in trial
+    period_ends: ShownDate | None
     renews: bool  # a next charge is due (renewing, and not cancelling at the term end)
     estimate_stale: bool  # the row changed since the stored estimate: shown as being updated
     estimate_pending: bool  # no estimate yet, one is on its way
-    cancels_on: datetime | None  # the end of a scheduled cancellation
+    cancels_on: ShownDate | None  # the end of a scheduled cancellation
     cancellable: bool  # may be cancelled at the end of its term (active or in trial, linked, not cancelling)
 
 
@@ -54,6 +57,15 @@ def period_text(period: int | None, unit: str) -> str:
     else:
         return ""
     return text % {"count": count}
+
+
+def seats_text(seats: int, unit_price: str, period: str) -> str:
+    """``3 × $12.00 per month``; without a period or a price, as much as is known."""
+    if unit_price and period:
+        return _("%(seats)s × %(price)s per %(period)s") % {"seats": seats, "price": unit_price, "period": period}
+    if unit_price:
+        return _("%(seats)s × %(price)s") % {"seats": seats, "price": unit_price}
+    return str(seats)
 
 
 def _plan_item(subscription: Subscription) -> dict:
@@ -88,17 +100,22 @@ def describe(subscription: Subscription | None, price: ItemPrice | None | object
     if subscription.cancel_at_period_end:
         cancels_on = subscription.cancelled_at or subscription.current_period_end
     amount = subscription.renewal_amount
+    unit_price = format_money(unit, currency) if unit is not None else ""
+    period = period_text(price.period, price.period_unit) if price else ""
     return CurrentCharges(
         plan_name=name or _("Unknown plan"),
         seats=subscription.seats,
-        unit_price=format_money(unit, currency) if unit is not None else "",
-        period=period_text(price.period, price.period_unit) if price else "",
+        unit_price=unit_price,
+        period=period,
+        seats_text=seats_text(subscription.seats, unit_price, period),
         next_amount=format_money(amount, currency) if amount is not None else "",
-        next_billing_at=subscription.next_billing_at,
+        next_billing_at=shown_date(subscription.next_billing_at),
+        trial_ends=shown_date(subscription.trial_end) if subscription.status == Subscription.Status.IN_TRIAL else None,
+        period_ends=shown_date(subscription.current_period_end),
         renews=renews,
         estimate_stale=renews and is_stale(subscription),
         estimate_pending=renews and amount is None and needs_estimate(subscription),
-        cancels_on=cancels_on,
+        cancels_on=shown_date(cancels_on),
         cancellable=subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.IN_TRIAL)
         and not subscription.cancel_at_period_end
         and bool(subscription.chargebee_subscription_id),
