@@ -21,6 +21,8 @@ the formatted strings).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache, cached_property
+from typing import Any
 
 from babel.numbers import get_currency_name
 from django.utils import translation
@@ -113,7 +115,7 @@ class Card:
     @property
     def anchor(self) -> str:
         """The card heading's id: ``ob-plan-`` and the price id, slugified."""
-        return f"ob-plan-{slugify(self.plan.id)}"
+        return _anchor(self.plan.id)
 
     @property
     def price_text(self) -> str:
@@ -148,6 +150,25 @@ class Card:
         return _("Save %(percent)s%% (%(amount)s a year) against monthly billing.") % {
             "percent": self.saving_percent,
             "amount": format_money(self.saving, self.price.currency),
+        }
+
+    def shown(self) -> dict[str, Any]:
+        """The card as the page's template reads it: every text worked out once, in plain values.
+
+        A page may show dozens of cards; the template engine resolves a dict key far faster than a property of a
+        nested object, and each of these texts is read once.
+        """
+        return {
+            "anchor": self.anchor,
+            "name": self.plan.name,
+            "description": self.plan.description,
+            "current": self.current,
+            "amount_text": self.amount_text,
+            "price_text": self.price_text,
+            "tiers": [{"seats": tier.seats, "text": tier.text} for tier in self.tiers],
+            "tiers_caption": self.tiers_caption if self.tiers else "",
+            "saving_text": self.saving_text,
+            "seats_text": self.seats_text,
         }
 
     def as_json(self) -> dict:
@@ -189,6 +210,11 @@ class Card:
             "available": self.plan.available,
             "current": self.current,
         }
+
+
+@cache
+def _anchor(price_id: str) -> str:
+    return f"ob-plan-{slugify(price_id)}"  # slugify is slow and the ids few: the configured item prices
 
 
 @dataclass(frozen=True)
@@ -236,6 +262,19 @@ class Offer:
     @property
     def plans(self) -> list[Plan]:
         return [card.plan for card in self.choices]
+
+    @cached_property
+    def options(self) -> list[dict[str, Any]]:
+        """The forms' plan options (``id``, ``label``, ``current``: the subscription's plan is selected)."""
+        return [{"id": card.plan.id, "label": card.label, "current": card.current} for card in self.choices]
+
+    @cached_property
+    def shown_groups(self) -> list[dict[str, Any]]:
+        """The groups of cards as the page shows them (``Card.shown``), with each currency's name."""
+        return [
+            {"currency": group.currency, "name": group.name, "cards": [card.shown() for card in group.cards]}
+            for group in self.groups
+        ]
 
 
 def _card(plan: Plan, *, show_trial: bool, current_id: str) -> Card:
