@@ -187,6 +187,20 @@ def test_managers_see_invoices_newest_first_and_paginated_also_after_cancellatio
     assert "inv_01" in older and "inv_11" not in older
 
 
+def test_each_row_says_its_date_amounts_status_and_which_invoice_its_button_downloads(manager, acme):
+    apply_invoice(invoice("INV-7", status="payment_due", total=1250, currency_code="EUR", date=START))
+    apply_invoice(invoice("inv_void", status="voided"))
+    html = manager.get("/billing").content.decode()
+    row = html[html.rindex("<tr>", 0, html.index("<td>INV-7</td>")) :]
+    row = row[: row.index("</tr>")]
+    day = datetime.fromtimestamp(START, tz=UTC)
+    assert f'<time datetime="{day.isoformat()}">Jan. 1, 2026</time>' in row
+    assert "€12.50 (€12.50 due)" in row and "<td>Payment Due</td>" in row
+    assert 'action="/billing/invoices/INV-7/pdf"' in row and 'aria-label="Download PDF of invoice INV-7"' in row
+    void = html[html.index("<td>inv_void</td>") :]
+    assert "<td>Void</td>" in void[: void.index("</tr>")] and "due)" not in void[: void.index("</tr>")]
+
+
 def test_members_are_told_to_ask_a_billing_manager(scalekit, acme):
     stored(acme, 1)
     member = scalekit.sign_in(Client(), oid=ORG_ID, roles=["member"])

@@ -96,6 +96,16 @@ def test_with_a_subscription_only_its_currency_is_offered_and_no_trial(browser, 
     assert "Your current plan" in html and "$45.00 per seat per month" in html
 
 
+def test_the_change_form_selects_the_subscriptions_plan_and_the_subscribe_form_none(browser, catalog):
+    def selected(html: str) -> list[str]:
+        select = html[html.index('name="plan"') : html.index("</select>")]
+        return [part.split('"', 1)[0] for part in select.split('<option value="')[1:] if '" selected>' in part]
+
+    assert selected(page(browser)) == []
+    subscribe(plan_id="team-USD-yearly", currency="USD")
+    assert selected(page(browser)) == ["team-USD-yearly"]
+
+
 def test_an_archived_plan_still_shows_its_name_and_price_but_is_not_offered(browser, catalog):
     subscribe(plan_id="team-USD-monthly", currency="USD")
     ItemPrice.objects.filter(pk="team-USD-monthly").update(status="archived")
