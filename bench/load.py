@@ -13,7 +13,9 @@ import statistics
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from .stack_depth import HEADER, depth_of
 
 TIMEOUT = 30  # seconds for one request; a hung server fails the run instead of stalling it
 
@@ -102,6 +104,14 @@ def alternate(port: int, ours: Sequence[Request], baseline: Sequence[Request], r
         for requests, sink in pair if number % 2 == 0 else reversed(pair):
             sink.extend(run(port, requests))
     return ours_results, base_results
+
+
+def at_depths(requests: Sequence[Request]) -> list[Request]:
+    """The requests, each naming the stack depth the server runs it at (``bench.stack_depth``), in turn."""
+    return [
+        replace(request, headers={**request.headers, HEADER: str(depth_of(number))})
+        for number, request in enumerate(requests)
+    ]
 
 
 def median_ms(results: Sequence[Result]) -> float:

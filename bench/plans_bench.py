@@ -46,6 +46,7 @@ from django.db import close_old_connections, connection
 from django.template.base import Template
 from django.test import Client
 
+from bench.stack_depth import PADDING, depth_of, padded
 from orgbilling.invoices import apply_invoice
 from orgbilling.models import BillingProfile, ChangePreview, ItemPrice, Organization, Subscription
 from orgbilling.money import format_money
@@ -57,14 +58,7 @@ from tests.invoice_payloads import invoice
 pytestmark = pytest.mark.django_db
 
 RESULTS = Path(__file__).with_name("PLANS.md")
-# CPython (3.11 to 3.13 here) keeps Python frames in 16 KiB chunks and frees a chunk whenever the stack pops back out
-# of it (python/cpython#142183, fixed in 3.15 and backported to 3.14): code that calls in a loop right at a chunk
-# boundary maps and unmaps memory on every call. The same render of /billing took 2.2 to 6.1 ms here depending only
-# on how many frames sat below it, and a 20,000-call loop 0.6 ms or 150 ms at depths 133 and 269. So each pair of
-# requests runs under one padding depth, the pairs stepping through a whole chunk's worth of frames (about 133 of
-# ``_padded``'s), and both pages are timed at the same spread of alignments instead of one lucky or unlucky one.
-PADDING = range(140)
-REQUESTS = 2 * len(PADDING)  # per side and catalog size, interleaved
+REQUESTS = 2 * len(PADDING)  # per side and catalog size, interleaved, at every padding depth twice
 GOAL_RATIO = 1.5
 _rows: list[str] = []
 
@@ -160,21 +154,15 @@ def _wsgi(client: Client) -> Iterator[Callable[[str], None]]:
         request_finished.connect(close_old_connections)
 
 
-def _padded(depth: int, call: Callable[[], None]) -> None:
-    """``call()`` with ``depth`` more Python frames below it."""
-    return _padded(depth - 1, call) if depth else call()
-
-
 def _interleaved(client: Client) -> tuple[float, float, int, int]:
     """Median seconds of ``/billing`` and of the bare page, alternating which goes first, each pair at one stack
-    padding (``PADDING``); Python calls of each."""
+    depth (``bench.stack_depth``); Python calls of each."""
     times: dict[str, list[float]] = {"/billing": [], "/bench/billing": []}
     with _wsgi(client) as get:
         for number in range(REQUESTS):
-            depth = PADDING[number % len(PADDING)]
             for path in ("/billing", "/bench/billing")[:: 1 if number % 2 else -1]:
                 started = time.perf_counter()
-                _padded(depth, lambda path=path: get(path))
+                padded(depth_of(number), lambda path=path: get(path))
                 times[path].append(time.perf_counter() - started)
         calls = []
         for path in times:

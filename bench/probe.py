@@ -16,6 +16,8 @@ from typing import Any
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
+from .stack_depth import HEADER, padded
+
 _connects = 0
 _socket_connect = socket.socket.connect
 
@@ -34,8 +36,15 @@ def connects() -> int:
     return _connects
 
 
+def _depth(request: HttpRequest) -> int:
+    """The stack padding the load generator asked for (``bench.stack_depth``), at most 200 frames."""
+    value = request.headers.get(HEADER, "")
+    return min(int(value), 200) if value.isdecimal() else 0
+
+
 class ProbeMiddleware:
-    """Outermost middleware: counts what the whole request did (gunicorn sync workers run one at a time)."""
+    """Outermost middleware: counts what the whole request did (gunicorn sync workers run one at a time), and runs
+    it at the stack depth the request names."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -50,7 +59,7 @@ class ProbeMiddleware:
 
         connects_before = _connects
         with connection.execute_wrapper(count):
-            response = self.get_response(request)
+            response = padded(_depth(request), lambda: self.get_response(request))
         response["X-Bench-Queries"] = str(queries)
         response["X-Bench-Connects"] = str(_connects - connects_before)
         return response

@@ -49,7 +49,7 @@ def gated_read(port: int, stub: ScalekitStub, requests: int, workers: int) -> li
         if stub.jwks_hits >= workers:
             break
     fetches_before = stub.jwks_hits
-    ours_results, base_results = load.alternate(port, ours, baseline)
+    ours_results, base_results = load.alternate(port, load.at_depths(ours), load.at_depths(baseline))
     load.check_statuses(ours_results + base_results, {200}, "gated read")
 
     network = sum(result.connects for result in ours_results) / len(ours_results)
@@ -137,7 +137,7 @@ def webhook_ingest(port: int, fake: FakeChargebee, count: int, auth: dict[str, s
     load.run(port, baseline[:INGEST_WARM_UP], concurrency=4)
     ours, baseline = ours[INGEST_WARM_UP:], baseline[INGEST_WARM_UP:]
     calls_before = len(fake.calls())
-    ours_results, base_results = load.alternate(port, ours, baseline)
+    ours_results, base_results = load.alternate(port, load.at_depths(ours), load.at_depths(baseline))
     load.check_statuses(ours_results, {202 if queued else 200}, "webhook ingest")
     load.check_statuses(base_results, {200}, "webhook ingest baseline")
 
