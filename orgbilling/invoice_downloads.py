@@ -69,6 +69,7 @@ class InvoiceRow:
 
 
 def shown_invoices(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
+    """The rows of one page of invoices (``invoice_page``), in the active language."""
     return [
         InvoiceRow(
             id=invoice.id,

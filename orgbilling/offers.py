@@ -21,7 +21,7 @@ the formatted strings).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from babel.numbers import get_currency_name
@@ -212,9 +212,9 @@ class Card:
         }
 
 
-@cache
+@lru_cache(maxsize=1024)
 def _anchor(price_id: str) -> str:
-    return f"ob-plan-{slugify(price_id)}"  # slugify is slow and the ids few: the configured item prices
+    return f"ob-plan-{slugify(price_id)}"  # slugify is slow, and the ids are few: the catalog's item prices
 
 
 @dataclass(frozen=True)
