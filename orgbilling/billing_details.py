@@ -40,6 +40,7 @@ class BillingDetailsForm(forms.Form):
     vat_number = forms.CharField(label=gettext_lazy("VAT or tax id"), max_length=20, required=False)
     billing_email = forms.EmailField(label=gettext_lazy("Billing email"), max_length=70, required=False)
 
+
 # What browsers may fill each field with (WCAG 1.3.5, identify input purpose); the VAT id has no token.
 AUTOCOMPLETE = {
     "company": "organization",

@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     # Longer than the longest attempt: its ORGBILLING_VENDOR_TIME_BUDGET of calls, then the few
     # calls that may follow, each up to (5 + 20) s x 3 tries with the gateway's defaults.
     "ORGBILLING_QUEUE_LEASE": 600,
+    # Deliveries a worker's claim applies together, with one commit, when they need no vendor call (1: one
+    # at a time). Bigger batches drain a burst faster and hold their rows locked a little longer.
+    "ORGBILLING_QUEUE_BATCH": 50,
     # Seconds of Chargebee calls one attempt starts before it leaves the rest (the cancellations of a
     # deleted organization) to the next attempt: Scalekit waits 10 s for an answer.
     "ORGBILLING_VENDOR_TIME_BUDGET": 5,

@@ -15,7 +15,7 @@ stored on the row: ``renewal_amount`` (the estimate's ``amount_due``),
   commit, whatever the event (change, renewal, activation, reactivation,
   cancellation removed, ...).
 * **Fetched after the commit, never under a lock, never in a page request**:
-  in queue mode a task (``renewal_tasks``) is queued once the write commits;
+  in queue mode a sweep task (``renewal_tasks``) is queued once the write commits;
   inline, the webhook stays a local write
   (issue 18: no Chargebee call in ingest) and the figure comes with the next
   ``orgbilling_sync`` run's ``--renewal-estimates`` pass. After orgbilling's
@@ -34,10 +34,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -133,21 +131,14 @@ def queued() -> bool:
 
 
 def after_apply(row: Subscription) -> None:
-    """Called by ``apply_subscription`` in its transaction: in queue mode, queue the fetch for after the commit.
+    """Called by ``apply_subscription`` in its transaction: in queue mode, ask for a sweep after the commit.
 
     Inline this costs nothing (no query, no call): the sync pass fetches it.
     """
     if queued() and needs_estimate(row):
-        transaction.on_commit(partial(_enqueue, row.pk))
+        from .renewal_tasks import ask_for_sweep
 
-
-def _enqueue(subscription_id: str) -> None:
-    from .renewal_tasks import fetch_renewal_estimate
-
-    try:
-        fetch_renewal_estimate.enqueue(subscription_id)
-    except Exception:  # noqa: BLE001  after the commit nothing can be undone; the sync pass fetches it
-        logger.exception("could not queue the renewal estimate of %s", subscription_id)
+        ask_for_sweep()
 
 
 def refresh_after_change(subscription_id: str) -> str:

@@ -43,7 +43,7 @@ from django.db.models import Q
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from . import conf, deliveries, local_deliveries
+from . import conf, deliveries, local_deliveries, renewal_tasks
 from .models import WebhookDelivery
 from .task_api import TaskContext, TaskResultStatus, task
 
@@ -179,10 +179,11 @@ def _after_attempt(delivery: WebhookDelivery, outcome: deliveries.Outcome) -> No
         )
 
 
-def begin_claimed(named: Q, task_id: Any, worker_id: str) -> None:
-    """Begin the attempt of a task ``db_worker`` is claiming, inside its claim transaction."""
+def begin_claimed(claimed: Any) -> None:
+    """Begin the attempt of the task ``db_worker`` is claiming (its ``DBTaskResult``), inside its claim transaction."""
     now = timezone.now()
-    delivery = WebhookDelivery.objects.select_for_update().filter(named).first()
+    task_id = claimed.id
+    delivery = WebhookDelivery.objects.select_for_update().filter(_named(*claimed.args_kwargs["args"])).first()
     if delivery is None or delivery.is_done or str(delivery.task_id or task_id) != str(task_id):
         return  # done, or a stray copy: the delivery's own task is another one
     if delivery.leased(now):
@@ -197,19 +198,77 @@ def begin_claimed(named: Q, task_id: Any, worker_id: str) -> None:
         return
     delivery.task_id = None  # the claimed task is spent
     if local_deliveries.applies_locally(delivery.vendor, delivery.event_type):
-        # No vendor call: applied here, in the claim's transaction; no lease, and a successor only to retry a failure.
-        outcome = local_deliveries.apply(delivery, delivery.payload)
-        if not outcome.needs_lease:
-            _after_attempt(delivery, outcome)
+        # No vendor call: applied here, in the claim's transaction, with ready peers; no lease.
+        outcome = _apply_batch(delivery, _ready_peers(claimed))
+        if outcome is not None:
             _applied_in_claim.clear()  # one claim at a time: an entry left by a claim that never committed goes
             _applied_in_claim[str(task_id)] = outcome.status
-            fields = ["attempts", "status", "last_error", "processed_at", "task_id", "next_attempt_at"]
-            delivery.save(update_fields=[*fields, *deliveries.LEASE_FIELDS])
             return
-    deliveries.begin_attempt(delivery, owner=worker_id, token=str(task_id), now=now)
+    deliveries.begin_attempt(delivery, owner=claimed.worker_ids[-1], token=str(task_id), now=now)
     # The successor takes the claimed task's place.
     _schedule(delivery, delivery.lease_until + backoff(delivery.attempts))
     delivery.save(update_fields=["task_id", "next_attempt_at"])
+
+
+def _ready_peers(claimed: Any) -> list[WebhookDelivery]:
+    """Up to ``ORGBILLING_QUEUE_BATCH - 1`` more deliveries, due and needing no vendor call, locked with their tasks.
+
+    Taken like ``db_worker`` takes one (its order, its backend and queue, ``SKIP LOCKED``), so two workers never
+    share one. A peer's task stays queued and locked until the claim commits: ``_after_attempt`` deletes it after
+    a success or moves it to the retry, and one left alone (it needs a vendor call) is claimed on its own later.
+    Lost attempts are left to their own claim, which records them.
+    """
+    from django_tasks_db.models import DBTaskResult
+
+    size = conf.get("ORGBILLING_QUEUE_BATCH") - 1
+    if size < 1:
+        return []
+    ready = DBTaskResult.objects.ready().filter(
+        task_path=process_delivery.module_path, backend_name=claimed.backend_name, queue_name=claimed.queue_name
+    )
+    locked = ready.exclude(pk=claimed.pk).select_for_update(skip_locked=True)
+    tasks = {str(pk): args_kwargs for pk, args_kwargs in locked.values_list("pk", "args_kwargs")[:size]}
+    if not tasks:
+        return []
+    named = Q(pk__in=[])
+    for args_kwargs in tasks.values():
+        named |= _named(*args_kwargs["args"])
+    candidates = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(
+        named, status__in=[deliveries.Status.RECEIVED, deliveries.Status.FAILED], lease_until__isnull=True
+    )
+    return [
+        peer
+        for peer in candidates
+        if str(peer.task_id) in tasks and local_deliveries.applies_locally(peer.vendor, peer.event_type)
+    ]
+
+
+def _lock_order(event: dict) -> str:
+    """The subscription an event writes: batches lock rows in this order, so two never wait on each other in a cycle."""
+    content = event.get("content")
+    subscription = content.get("subscription") if isinstance(content, dict) else None
+    return str(subscription.get("id", "")) if isinstance(subscription, dict) else ""
+
+
+def _apply_batch(claimed: WebhookDelivery, peers: list[WebhookDelivery]) -> deliveries.Outcome | None:
+    """Apply the claimed delivery and its peers, each in its savepoint; the claimed one's outcome.
+
+    None when the claimed delivery needs a vendor call after all: it is left untouched for the lease path.
+    """
+    events = {delivery.pk: delivery.payload for delivery in [claimed, *peers]}
+    batch = sorted([claimed, *peers], key=lambda delivery: (_lock_order(events[delivery.pk]), delivery.pk))
+    fields = ["attempts", "status", "last_error", "processed_at", "task_id", "next_attempt_at"]
+    claimed_outcome = None
+    with renewal_tasks.one_sweep_for_the_batch():
+        for delivery in batch:
+            outcome = local_deliveries.apply(delivery, events[delivery.pk])
+            if outcome.needs_lease:
+                continue  # untouched: a peer's task stays queued; the claimed one takes the lease path
+            _after_attempt(delivery, outcome)
+            delivery.save(update_fields=[*fields, *deliveries.LEASE_FIELDS])
+            if delivery is claimed:
+                claimed_outcome = outcome
+    return claimed_outcome
 
 
 def _on_task_saved(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
@@ -218,7 +277,7 @@ def _on_task_saved(sender: Any, instance: Any, update_fields: Any = None, **kwar
         return
     if instance.task_path != process_delivery.module_path:
         return
-    begin_claimed(_named(*instance.args_kwargs["args"]), instance.id, instance.worker_ids[-1])
+    begin_claimed(instance)
 
 
 def connect_to_workers() -> None:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from orgbilling import chargebee_events, task_api, tasks
+from orgbilling import chargebee_events, deliveries, task_api, tasks
 from orgbilling.checks import check_processing
 from orgbilling.models import Organization, Subscription, WebhookDelivery
 from tests.chargebee_payloads import CUSTOMER_ID, ORG_ID, pc2_event, pc2_subscription, post_event
@@ -101,6 +101,72 @@ def test_shuffled_deliveries_end_at_the_newest_snapshot(client):
     assert Subscription.objects.get().resource_version == pc2_subscription(version=5)["resource_version"]
     statuses = dict(WebhookDelivery.objects.values_list("event_id", "status"))
     assert statuses["ev_v5"] == "processed" and statuses["ev_v1"] == "ignored"
+
+
+def delivery_tasks() -> list[tuple[str, str]]:
+    rows = DBTaskResult.objects.filter(task_path=tasks.process_delivery.module_path)
+    return sorted(rows.values_list("status", "return_value"))
+
+
+def post_subscriptions(client, count: int) -> None:
+    for number in reversed(range(count)):  # the claim's order is not the order of locking (see _lock_order)
+        subscription = pc2_subscription(f"sub_cb_{number}")
+        post_event(client, pc2_event("subscription_changed", subscription, event_id=f"ev_batch_{number}"))
+
+
+def test_one_claim_applies_a_batch_with_one_commit(client, settings):
+    settings.ORGBILLING_QUEUE_BATCH = 4
+    post_subscriptions(client, 6)
+    run_worker()
+    assert sorted(WebhookDelivery.objects.values_list("status", "attempts")) == [("processed", 1)] * 6
+    assert Subscription.objects.count() == 6
+    # Two claims (4 + 2); the peers' tasks went with their success, as a successor does.
+    assert delivery_tasks() == [("SUCCESSFUL", "processed")] * 2
+
+
+def test_a_batch_of_one_is_a_claim_per_delivery(client, settings):
+    settings.ORGBILLING_QUEUE_BATCH = 1
+    post_subscriptions(client, 3)
+    run_worker()
+    assert delivery_tasks() == [("SUCCESSFUL", "processed")] * 3
+
+
+def test_a_peer_that_fails_keeps_its_task_for_the_retry_and_the_batch_goes_on(client, settings, monkeypatch):
+    settings.ORGBILLING_QUEUE_RETRY_BACKOFF = 30
+    real = chargebee_events.handle_event
+
+    def handle(event: dict) -> None:
+        if event["id"] == "ev_batch_1":
+            raise RuntimeError("outage")
+        real(event)
+
+    monkeypatch.setattr(chargebee_events, "handle_event", handle)
+    post_subscriptions(client, 3)
+    run_worker()
+    statuses = dict(WebhookDelivery.objects.values_list("event_id", "status"))
+    assert statuses == {"ev_batch_0": "processed", "ev_batch_1": "failed", "ev_batch_2": "processed"}
+    assert set(Subscription.objects.values_list("pk", flat=True)) == {"sub_cb_0", "sub_cb_2"}  # not half of 1
+    failed = WebhookDelivery.objects.get(event_id="ev_batch_1")
+    retry = DBTaskResult.objects.get(status="READY")
+    assert (str(failed.task_id), failed.attempts) == (str(retry.pk), 1)
+    assert timedelta(seconds=29) < retry.run_after - timezone.now() <= timedelta(seconds=30)
+
+
+def test_a_peer_needing_a_vendor_call_is_left_to_its_own_claim(client, monkeypatch):
+    real, calls = chargebee_events.handle_event, []
+
+    def handle(event: dict) -> None:
+        calls.append((event["id"], deliveries.may_call_vendor()))
+        if event["id"] == "ev_batch_0" and not deliveries.may_call_vendor():
+            raise deliveries.NeedsVendorCall
+        real(event)
+
+    monkeypatch.setattr(chargebee_events, "handle_event", handle)
+    post_subscriptions(client, 3)
+    run_worker()
+    assert sorted(WebhookDelivery.objects.values_list("status", "attempts")) == [("processed", 1)] * 3
+    assert ("ev_batch_0", True) in calls  # with a lease, outside the claim
+    assert sorted(status for status, _ in delivery_tasks()) == ["SUCCESSFUL", "SUCCESSFUL"]
 
 
 def test_a_failure_is_retried_later_with_a_doubling_delay(client, settings, monkeypatch):

@@ -124,42 +124,99 @@ def test_an_inline_webhook_calls_no_chargebee_and_the_sync_pass_fills_the_figure
     assert estimate_calls(fake) == 1
 
 
-def test_queue_mode_queues_one_task_after_the_commit(subscribed, fake, settings, django_capture_on_commit_callbacks):
-    from orgbilling.renewal_tasks import fetch_renewal_estimate
+def sweeps(*, ready: bool = True) -> list[DBTaskResult]:
+    from orgbilling.renewal_tasks import fetch_renewal_estimates, go_on_fetching_renewal_estimates
+
+    paths = [fetch_renewal_estimates.module_path, go_on_fetching_renewal_estimates.module_path]
+    rows = DBTaskResult.objects.filter(task_path__in=paths)
+    return list(rows.filter(status="READY") if ready else rows)
+
+
+def more_subscriptions(fake, *ids: str) -> None:
+    for subscription_id in ids:
+        apply_subscription(**fake.with_customer(fake.create_subscription("org_1", PLAN, 3, id=subscription_id)))
+    fake.reset_calls()
+
+
+def test_queue_mode_asks_for_one_sweep_after_the_commits(subscribed, fake, settings, django_capture_on_commit_callbacks):
+    from orgbilling.renewal_tasks import fetch_renewal_estimates
 
     settings.ORGBILLING_PROCESSING = "queue"
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         apply_subscription(**fake.with_customer(fake.change_seats("sub_1", 2)))
+        more_subscriptions(fake, "sub_2")
         assert not DBTaskResult.objects.exists()  # nothing before the commit
+    assert sum(getattr(callback, "__name__", "") == "_queue_sweep" for callback in callbacks) == 2  # one a commit
     for callback in callbacks:
         callback()
-    [task] = DBTaskResult.objects.filter(task_path=fetch_renewal_estimate.module_path)
-    assert task.args_kwargs["args"] == ["sub_1"] and estimate_calls(fake) == 0
-    assert fetch_renewal_estimate.call("sub_1") == "stored"
+    [sweep] = sweeps()  # the second commit found the first one's sweep waiting
+    assert sweep.task_path == fetch_renewal_estimates.module_path and estimate_calls(fake) == 0
+    assert fetch_renewal_estimates.call() == "stored 2"
     assert Subscription.objects.get(pk="sub_1").renewal_amount == 2400
+    assert fetch_renewal_estimates.call() == "none needed"  # no call for figures already current
+    assert estimate_calls(fake) == 1 and sweeps() == [sweep]  # and nothing to go on with
 
 
-def test_workers_take_waiting_deliveries_before_estimates(subscribed, fake, settings):
-    """A burst of renewals is applied first; each one's estimate task waits below the deliveries."""
-    from orgbilling.renewal_tasks import fetch_renewal_estimate
+def test_a_sweep_yields_to_waiting_deliveries_and_goes_on_after_them(subscribed, fake, settings):
+    from orgbilling.renewal_tasks import fetch_renewal_estimates, go_on_fetching_renewal_estimates
     from orgbilling.tasks import process_delivery
 
     settings.ORGBILLING_PROCESSING = "queue"
-    fetch_renewal_estimate.enqueue("sub_1")  # queued first
+    more_subscriptions(fake, "sub_2", "sub_3")
+    DBTaskResult.objects.all().delete()
+    waiting = process_delivery.enqueue("chargebee", "ev_waiting")
+    assert fetch_renewal_estimates.call() == "stored 1"
+    [rest] = sweeps()
+    assert (rest.task_path, rest.args_kwargs["args"]) == (go_on_fetching_renewal_estimates.module_path, ["sub_1"])
+    DBTaskResult.objects.filter(pk=waiting.id).delete()  # a worker took the delivery
+    assert go_on_fetching_renewal_estimates.call("sub_1") == "stored 2"
+    assert len(fake.calls("GET")) == 3 and len(sweeps()) == 1  # nothing more to go on with
+
+
+def test_a_sweep_takes_rows_a_batch_at_a_time(subscribed, fake, settings, monkeypatch):
+    from orgbilling import renewal_tasks
+
+    settings.ORGBILLING_PROCESSING = "queue"
+    monkeypatch.setattr(renewal_tasks, "SWEEP_SIZE", 2)
+    more_subscriptions(fake, "sub_2", "sub_3")
+    DBTaskResult.objects.all().delete()
+    assert renewal_tasks.fetch_renewal_estimates.call() == "stored 2"
+    [rest] = sweeps()
+    assert rest.args_kwargs["args"] == ["sub_2"]
+    assert renewal_tasks.go_on_fetching_renewal_estimates.call("sub_2") == "stored 1"
+    assert len(sweeps()) == 1 and not renewal_estimates.needing_estimates().exists()
+
+
+def test_workers_take_waiting_deliveries_before_estimates(subscribed, fake, settings):
+    """A burst of renewals is applied first; the estimates sweep waits below the deliveries."""
+    from orgbilling.renewal_tasks import fetch_renewal_estimates
+    from orgbilling.tasks import process_delivery
+
+    settings.ORGBILLING_PROCESSING = "queue"
+    fetch_renewal_estimates.enqueue()  # queued first
     process_delivery.enqueue("chargebee", "ev_later")
     assert DBTaskResult.objects.ready().get_locked().task_path == process_delivery.module_path
 
 
 def test_queue_mode_leaves_a_failed_fetch_to_the_sync(subscribed, fake, settings):
-    from orgbilling.renewal_tasks import fetch_renewal_estimate
+    from orgbilling.renewal_tasks import fetch_renewal_estimates
 
     settings.ORGBILLING_PROCESSING = "queue"
+    apply_subscription(**fake.with_customer(fake.change_seats("sub_1", 2)))
+    DBTaskResult.objects.all().delete()
     fake.fail_next(10, 503, path="/subscriptions/sub_1/renewal_estimate")
-    assert fetch_renewal_estimate.call("sub_1") == "failed"
+    assert fetch_renewal_estimates.call() == "failed 1"
     assert not DBTaskResult.objects.exists()  # no retry holding up the queue
     fake.clear_faults()
     call_command("orgbilling_sync", "--renewal-estimates")
-    assert Subscription.objects.get(pk="sub_1").renewal_amount == 3600
+    assert Subscription.objects.get(pk="sub_1").renewal_amount == 2400
+
+
+def test_a_task_queued_before_the_sweep_still_runs(subscribed, fake):
+    from orgbilling.renewal_tasks import fetch_renewal_estimate
+
+    Subscription.objects.filter(pk="sub_1").update(renewal_estimate_version=None)
+    assert fetch_renewal_estimate.call("sub_1") == "stored"
 
 
 # -- the fake's estimates and undoing a scheduled cancellation --------------------------------
