@@ -138,7 +138,7 @@ def more_subscriptions(fake, *ids: str) -> None:
     fake.reset_calls()
 
 
-def test_queue_mode_asks_for_one_sweep_after_the_commits(subscribed, fake, settings, django_capture_on_commit_callbacks):
+def test_queue_mode_asks_for_one_sweep_after_commits(subscribed, fake, settings, django_capture_on_commit_callbacks):
     from orgbilling.renewal_tasks import fetch_renewal_estimates
 
     settings.ORGBILLING_PROCESSING = "queue"
