@@ -142,7 +142,7 @@ def run_suite(args: argparse.Namespace, counts: dict[str, int]) -> list:
             processes.db_workers(WORKERS)
             burst.wait_for_drain()  # the ingested deliveries, before the burst is timed
             print("bench: 3. renewal burst", flush=True)
-            lines += burst.renewal_burst(port, counts["burst"], auth, WORKERS)
+            lines += burst.renewal_burst(port, counts["burst"], auth, WORKERS, fake)
         return lines + reconciliation
     finally:
         announced.disable()

@@ -16,7 +16,8 @@ import time
 from django_tasks_db.models import DBTaskResult
 
 from orgbilling.models import Subscription, WebhookDelivery
-from tests.chargebee_payloads import renewal
+from sandbox.fake_chargebee import FakeChargebee
+from tests.chargebee_payloads import PLAN, renewal
 
 from . import load, web
 from .report import Line
@@ -75,11 +76,14 @@ def _expected_table(subscriptions: int) -> dict[str, tuple[int, float]]:
     return {s["id"]: (s["resource_version"], float(s["current_term_end"])) for s in newest}
 
 
-def renewal_burst(port: int, renewals: int, auth: dict[str, str], workers: int) -> list[Line]:
+def renewal_burst(port: int, renewals: int, auth: dict[str, str], workers: int, fake: FakeChargebee) -> list[Line]:
     """``renewals`` renewal deliveries (plus copies) from ``SENDERS`` threads to a queue-mode server."""
     subscriptions = renewals // RENEWALS_PER_SUBSCRIPTION
-    # Renewals of subscriptions orgbilling already mirrors (before the first renewal), seat caps set.
+    # Renewals of subscriptions orgbilling already mirrors (before the first renewal), seat caps set; Chargebee
+    # knows them too, so the next-charge estimates that follow are fetched.
     web._seed_subscriptions("burst_", subscriptions, version=0)
+    for sub in range(subscriptions):
+        fake.create_subscription(f"cust_burst_{sub}", PLAN, 3, id=f"sub_burst_{sub}")
     bodies = _deliveries(subscriptions, random.Random(6))
 
     started = time.perf_counter()

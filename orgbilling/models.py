@@ -173,6 +173,9 @@ class Subscription(models.Model):
     renewal_amount = models.BigIntegerField(null=True, blank=True)
     renewal_estimated_at = models.DateTimeField(null=True, blank=True)
     renewal_estimate_version = models.BigIntegerField(null=True, blank=True)
+    # The resource_version whose fetch failed last: queue mode's sweeps pass the row over until it changes again
+    # (an outage costs one call per change, not one per sweep); orgbilling_sync --renewal-estimates retries it.
+    renewal_estimate_failed_version = models.BigIntegerField(null=True, blank=True)
     # A decrease or downgrade waiting for term end (Chargebee's has_scheduled_changes), with what orgbilling asked
     # for: {"plan_id", "seats", "effective_at"} (ISO time); empty when Chargebee has none.
     has_scheduled_changes = models.BooleanField(default=False)

@@ -82,6 +82,12 @@ def needing_estimates() -> QuerySet[Subscription]:
     return Subscription.objects.filter(_renewing() & stale)
 
 
+def not_failed_yet() -> Q:
+    """Rows whose current version has not had a failed fetch (what queue mode's sweeps take)."""
+    failed = F("resource_version")
+    return Q(renewal_estimate_failed_version__isnull=True) | Q(renewal_estimate_failed_version__lt=failed)
+
+
 def needs_estimate(row: Subscription) -> bool:
     """The row's figure is missing or was fetched for an older version (the same test as ``needing_estimates``)."""
     renewing = (
@@ -113,11 +119,10 @@ def fetch_estimate(subscription_id: str, gateway: ChargebeeGateway | None = None
     version = row.resource_version
     try:
         amount = read_amount((gateway or get_gateway()).renewal_estimate(row.chargebee_subscription_id))
-    except ChargebeeError as exc:
-        logger.warning("renewal estimate of %s not fetched: %s", subscription_id, exc.summary)
-        return "failed"
-    except InvalidEstimate as exc:
-        logger.warning("renewal estimate of %s not stored: %s", subscription_id, exc)
+    except (ChargebeeError, InvalidEstimate) as exc:
+        reason = exc.summary if isinstance(exc, ChargebeeError) else str(exc)
+        logger.warning("renewal estimate of %s not fetched: %s", subscription_id, reason)
+        Subscription.objects.filter(pk=subscription_id).update(renewal_estimate_failed_version=version)
         return "failed"
     newest = Q(renewal_estimate_version__isnull=True) | Q(renewal_estimate_version__lte=version)
     stored = Subscription.objects.filter(newest, pk=subscription_id).update(

@@ -12,9 +12,10 @@ deliveries again, so estimates never hold up a burst.
 
 Each fetch reads the row first (``fetch_estimate``), so a row already done
 costs a query, not a call. A fetch that fails (after the gateway's own bounded
-retries) is not retried by the sweep: the old figure stays, shown as being
-updated, until ``orgbilling_sync --renewal-estimates`` or the next change.
-So a Chargebee outage never leaves the queue busy with estimate retries.
+retries) is not retried by later sweeps (the row keeps the version that
+failed): the old figure stays, shown as being updated, until the row changes
+again or ``orgbilling_sync --renewal-estimates`` runs. So a Chargebee outage
+costs one call per change and never leaves the queue busy with retries.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from contextvars import ContextVar
 
 from django.db import transaction
 
-from .renewal_estimates import fetch_estimate, needing_estimates
+from .renewal_estimates import fetch_estimate, needing_estimates, not_failed_yet
 from .task_api import TaskResultStatus, task
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ def _deliveries_waiting() -> bool:
 
 def _sweep(after: str) -> str:
     """Fetch the estimates rows after ``after`` need, up to ``SWEEP_SIZE``; queue the rest if any is left."""
-    ids = list(needing_estimates().filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:SWEEP_SIZE])
+    rows = needing_estimates().filter(not_failed_yet(), pk__gt=after).order_by("pk")
+    ids = list(rows.values_list("pk", flat=True)[:SWEEP_SIZE])
     outcomes: Counter[str] = Counter()
     done: list[str] = []
     for subscription_id in ids:

@@ -243,11 +243,17 @@ def _ready_peers(claimed: Any) -> list[WebhookDelivery]:
     ]
 
 
-def _lock_order(event: dict) -> str:
-    """The subscription an event writes: batches lock rows in this order, so two never wait on each other in a cycle."""
+def _lock_order(event: dict) -> tuple[str, str]:
+    """The customer and subscription an event writes: a batch applies its events in this order.
+
+    Applying locks the customer's organization, then the subscription: taken in one order by every worker, two
+    batches never wait on each other in a cycle.
+    """
     content = event.get("content")
     subscription = content.get("subscription") if isinstance(content, dict) else None
-    return str(subscription.get("id", "")) if isinstance(subscription, dict) else ""
+    if not isinstance(subscription, dict):
+        return "", ""
+    return str(subscription.get("customer_id", "")), str(subscription.get("id", ""))
 
 
 def _apply_batch(claimed: WebhookDelivery, peers: list[WebhookDelivery]) -> deliveries.Outcome | None:

@@ -198,7 +198,7 @@ def test_workers_take_waiting_deliveries_before_estimates(subscribed, fake, sett
     assert DBTaskResult.objects.ready().get_locked().task_path == process_delivery.module_path
 
 
-def test_queue_mode_leaves_a_failed_fetch_to_the_sync(subscribed, fake, settings):
+def test_queue_mode_leaves_a_failed_fetch_to_the_next_change_or_the_sync(subscribed, fake, settings):
     from orgbilling.renewal_tasks import fetch_renewal_estimates
 
     settings.ORGBILLING_PROCESSING = "queue"
@@ -207,9 +207,25 @@ def test_queue_mode_leaves_a_failed_fetch_to_the_sync(subscribed, fake, settings
     fake.fail_next(10, 503, path="/subscriptions/sub_1/renewal_estimate")
     assert fetch_renewal_estimates.call() == "failed 1"
     assert not DBTaskResult.objects.exists()  # no retry holding up the queue
+    tried = len(fake.calls("GET"))
     fake.clear_faults()
+    assert fetch_renewal_estimates.call() == "none needed"  # a later sweep passes over it: no call per sweep
+    assert len(fake.calls("GET")) == tried and needs_estimate(Subscription.objects.get(pk="sub_1"))
     call_command("orgbilling_sync", "--renewal-estimates")
     assert Subscription.objects.get(pk="sub_1").renewal_amount == 2400
+
+
+def test_a_change_after_a_failed_fetch_asks_again(subscribed, fake, settings):
+    from orgbilling.renewal_tasks import fetch_renewal_estimates
+
+    settings.ORGBILLING_PROCESSING = "queue"
+    apply_subscription(**fake.with_customer(fake.change_seats("sub_1", 2)))
+    fake.fail_next(10, 503, path="/subscriptions/sub_1/renewal_estimate")
+    assert fetch_renewal_estimates.call() == "failed 1"
+    fake.clear_faults()
+    apply_subscription(**fake.with_customer(fake.change_seats("sub_1", 4)))
+    assert fetch_renewal_estimates.call() == "stored 1"
+    assert Subscription.objects.get(pk="sub_1").renewal_amount == 4800
 
 
 def test_a_task_queued_before_the_sweep_still_runs(subscribed, fake):
