@@ -20,7 +20,7 @@ import chargebee
 import httpx
 from chargebee.main import Chargebee
 
-from . import conf
+from . import chargebee_transport, conf
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class ChargebeeGateway:
         backoff: float = 0.5,
         sleep: Callable[[float], None] | None = None,
     ):
+        chargebee_transport.install()
         self.client = chargebee.Chargebee(
             api_key=api_key,
             site=site or "local",

@@ -82,3 +82,41 @@ def test_cancelling_now_is_idempotent(gateway, fake_chargebee):
     assert again["status"] == "cancelled" and again["id"] == sub["id"]
     with pytest.raises(ChargebeeError):
         gateway.cancel_subscription_now("sub_missing")
+
+
+def test_calls_share_one_tls_context_per_process(gateway, fake_chargebee, monkeypatch):
+    """The SDK built (and read a CA bundle for) an SSL context on every call: ~20 ms of CPU each."""
+    import ssl
+
+    from orgbilling import chargebee_transport
+
+    built, real = [], ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **kw: built.append(kw) or real(*a, **kw))
+    chargebee_transport.tls_context.cache_clear()
+    for _ in range(3):
+        with pytest.raises(ChargebeeError):
+            gateway.retrieve_customer("org_missing")
+    assert len(fake_chargebee.calls("GET")) == 3 and len(built) == 1
+
+
+def test_an_https_site_is_still_called_over_verified_https(monkeypatch):
+    import ssl
+
+    import httpx
+    from chargebee.main import Chargebee
+
+    from orgbilling.chargebee_gateway import ChargebeeGateway
+    from orgbilling.chargebee_transport import tls_context
+
+    seen = {}
+
+    def refuse(self, method, url, **kwargs):
+        seen.update(url=str(url), context=self._transport._pool._ssl_context)
+        raise httpx.ConnectError("not here")
+
+    monkeypatch.setattr(httpx.Client, "request", refuse)
+    with pytest.raises(ChargebeeError):
+        ChargebeeGateway(api_key="key", site="acme", max_retries=0).retrieve_customer("org_1")
+    assert seen["url"] == "https://acme.chargebee.com/api/v2/customers/org_1"
+    assert seen["context"] is tls_context(Chargebee.ca_cert_path)
+    assert (seen["context"].verify_mode, seen["context"].check_hostname) == (ssl.CERT_REQUIRED, True)
