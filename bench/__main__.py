@@ -28,7 +28,8 @@ METHOD = """
 ## How it was measured
 
 `bench/run` ([bench/](.)) creates a fresh PostgreSQL database, serves the project with gunicorn (sync workers) on
-127.0.0.1 with `DEBUG` off and persistent database connections (`DATABASE_URL=...?conn_max_age=600`), and sends
+127.0.0.1 with `DEBUG` off and persistent database connections that may prepare statements
+(`DATABASE_URL=...?conn_max_age=600&prepare_threshold=5`, as the README's Production section advises), and sends
 requests from Python threads over `http.client`, one connection per request. Baselines are bare Django views in the same
 server behind the same middleware (`bench/views.py`): one row by unique key, one insert of the request body.
 
@@ -62,7 +63,7 @@ def environment(database_url: str, scalekit_url: str, client_id: str, chargebee_
     """What the servers, the workers and this process run with: production settings on loopback."""
     return {
         "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": f"{database_url}?conn_max_age=600&conn_health_checks=true",
+        "DATABASE_URL": f"{database_url}?conn_max_age=600&conn_health_checks=true&prepare_threshold=5",
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(32),
         "ALLOWED_HOSTS": "127.0.0.1",

@@ -10,6 +10,14 @@ later is listed too), and each row becomes model instances through
 ``Model.from_db`` with the converters the ORM would apply, the organization and
 its profile cached on the subscription exactly as ``select_related`` caches them.
 ``tests/test_subscription_listing.py`` checks it against the ORM, field by field.
+
+On PostgreSQL, where the project lets psycopg prepare statements
+(``"prepare_threshold"`` in the database's ``OPTIONS``, e.g.
+``DATABASE_URL=postgres://...?prepare_threshold=5``), the statement runs on a
+server-binding cursor, so each connection prepares it once and PostgreSQL
+stops planning it: measured, 0.34 ms a query with Django's client-side binding,
+0.08 ms prepared (a bare one-row lookup: 0.04 ms). Unset, as Django leaves it
+for connection poolers in transaction mode, it runs like any other query.
 """
 
 from __future__ import annotations
@@ -100,6 +108,18 @@ def _forget(*, setting: str, **kwargs: Any) -> None:
         _statements.clear()
 
 
+def _cursor(connection: Any) -> Any:
+    """Django's cursor, or a server-binding one where psycopg may prepare statements (module docstring)."""
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = psycopg.Cursor(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+
+
 def listed_with_profiles(organization_id: str) -> list[Subscription]:
     """Every subscription of the organization, newest first, its organization and billing profile joined: one query.
 
@@ -107,7 +127,7 @@ def listed_with_profiles(organization_id: str) -> list[Subscription]:
     """
     using = router.db_for_read(Subscription)
     statement, connection = _statement(using), connections[using]
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(statement.sql, [organization_id])
         rows = cursor.fetchall()
     profile_key = statement.profile.start + BillingProfile._meta.concrete_fields.index(BillingProfile._meta.pk)
