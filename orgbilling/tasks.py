@@ -30,6 +30,11 @@ runs twice:
 
 The engine itself does not retry and leaves a killed task ``RUNNING`` forever;
 the successor, not that row, is what carries the delivery on.
+
+A delivery that needs no vendor call skips all that: it is applied in the
+claim's own transaction (``local_deliveries``), **together with up to
+``ORGBILLING_QUEUE_BATCH - 1`` ready peers** taken with their tasks, one
+commit for the batch (``_ready_peers``, ``_apply_batch``).
 """
 
 from __future__ import annotations
@@ -249,7 +254,7 @@ def _lock_order(event: dict) -> tuple[str, str]:
     Applying locks the customer's organization, then the subscription: taken in one order by every worker, two
     batches never wait on each other in a cycle.
     """
-    content = event.get("content")
+    content = event.get("content") if isinstance(event, dict) else None
     subscription = content.get("subscription") if isinstance(content, dict) else None
     if not isinstance(subscription, dict):
         return "", ""
