@@ -44,7 +44,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.signals import post_save
 from django.utils import timezone
 
@@ -269,17 +269,50 @@ def _apply_batch(claimed: WebhookDelivery, peers: list[WebhookDelivery]) -> deli
     events = {delivery.pk: delivery.payload for delivery in [claimed, *peers]}
     batch = sorted([claimed, *peers], key=lambda delivery: (_lock_order(events[delivery.pk]), delivery.pk))
     fields = ["attempts", "status", "last_error", "processed_at", "task_id", "next_attempt_at"]
-    claimed_outcome = None
+    claimed_outcome, done = None, []
     with renewal_tasks.one_sweep_for_the_batch():
         for delivery in batch:
             outcome = local_deliveries.apply(delivery, events[delivery.pk])
             if outcome.needs_lease:
                 continue  # untouched: a peer's task stays queued; the claimed one takes the lease path
-            _after_attempt(delivery, outcome)
-            delivery.save(update_fields=[*fields, *deliveries.LEASE_FIELDS])
+            if outcome.failed:
+                _after_attempt(delivery, outcome)
+                delivery.save(update_fields=[*fields, *deliveries.LEASE_FIELDS])
+            else:
+                done.append(delivery)
             if delivery is claimed:
                 claimed_outcome = outcome
+    _record_done(done)
     return claimed_outcome
+
+
+def _record_done(done: list[WebhookDelivery]) -> None:
+    """Record the batch's successes as ``_after_attempt`` and a save would, one delivery at a time, but in a
+    statement for their tasks and one per outcome (processed, or ignored with its reason) for the deliveries.
+
+    The deliveries are locked by the claim, so ``attempts + 1`` counts the attempt just made, once.
+    """
+    from django_tasks_db.models import DBTaskResult
+
+    tasks = [delivery.task_id for delivery in done if delivery.task_id]
+    if tasks:
+        DBTaskResult.objects.filter(pk__in=tasks, status=READY).delete()
+    outcomes: dict[tuple[str, str], list[int]] = {}
+    for delivery in done:
+        outcomes.setdefault((delivery.status, delivery.last_error), []).append(delivery.pk)
+        delivery.task_id = delivery.next_attempt_at = None
+    for (status, error), ids in outcomes.items():
+        WebhookDelivery.objects.filter(pk__in=ids).update(
+            status=status,
+            last_error=error,
+            attempts=F("attempts") + 1,
+            processed_at=timezone.now(),
+            task_id=None,
+            next_attempt_at=None,
+            lease_until=None,  # a lost attempt's, cleared by note_lost
+            lease_owner="",
+            lease_token="",
+        )
 
 
 def _on_task_saved(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:

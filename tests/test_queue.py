@@ -12,7 +12,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -117,11 +118,30 @@ def post_subscriptions(client, count: int) -> None:
 def test_one_claim_applies_a_batch_with_one_commit(client, settings):
     settings.ORGBILLING_QUEUE_BATCH = 4
     post_subscriptions(client, 6)
-    run_worker()
+    with CaptureQueriesContext(connection) as queries:
+        run_worker()
     assert sorted(WebhookDelivery.objects.values_list("status", "attempts")) == [("processed", 1)] * 6
     assert Subscription.objects.count() == 6
-    # Two claims (4 + 2); the peers' tasks went with their success, as a successor does.
+    # Two claims (4 + 2); the peers' tasks went with their success, as a successor does, a statement a claim.
     assert delivery_tasks() == [("SUCCESSFUL", "processed")] * 2
+    statements = [query["sql"].split(" WHERE")[0] for query in queries]
+    assert statements.count('DELETE FROM "django_tasks_database_dbtaskresult"') == 2
+    assert sum(sql.startswith('UPDATE "orgbilling_webhookdelivery"') for sql in statements) == 2
+
+
+def test_a_batch_records_each_outcome_of_its_successes(client, settings):
+    settings.ORGBILLING_QUEUE_BATCH = 4
+    post_subscriptions(client, 2)
+    run_worker()
+    post_event(client, changed(version=1, event_id="ev_stale"))  # an older copy of sub_cb_1: ignored
+    post_event(client, pc2_event("subscription_changed", pc2_subscription("sub_cb_0", version=9), event_id="ev_new"))
+    run_worker()
+    rows = WebhookDelivery.objects.filter(event_id__in=["ev_stale", "ev_new"])
+    columns = rows.values_list("event_id", "status", "last_error", "attempts")
+    outcomes = {event_id: (status, bool(error), attempts) for event_id, status, error, attempts in columns}
+    assert outcomes == {"ev_stale": ("ignored", True, 1), "ev_new": ("processed", False, 1)}
+    assert not WebhookDelivery.objects.filter(task_id__isnull=False).exists()
+    assert len(delivery_tasks()) == 2  # a claim a run: the second's two outcomes were recorded together
 
 
 def test_a_batch_of_one_is_a_claim_per_delivery(client, settings):
