@@ -12,6 +12,7 @@ import time
 
 from django.db import transaction
 
+from orgbilling.chargebee_snapshot import SubscriptionSnapshot
 from orgbilling.models import Organization, SeatLimitStatus, Subscription, WebhookDelivery
 from sandbox.fake_chargebee import FakeChargebee
 from tests.chargebee_payloads import MONTH, PLAN, START, pc2_customer, pc2_event, pc2_subscription
@@ -83,6 +84,7 @@ def _seed_subscriptions(prefix: str, count: int, version: int = 1) -> None:
     """``count`` organizations, each with a linked subscription at ``version`` (3 seats), its customer seen and
     its seat cap confirmed in Scalekit: the steady state most events arrive in."""
     seen = pc2_customer()["resource_version"]
+    mirrored = SubscriptionSnapshot.read(pc2_subscription(version=version))
     organizations = [
         Organization(
             id=f"org_{prefix}{i}",
@@ -104,7 +106,8 @@ def _seed_subscriptions(prefix: str, count: int, version: int = 1) -> None:
                 status="active",
                 plan_id=PLAN,
                 seats=3,
-                resource_version=pc2_subscription(version=version)["resource_version"],
+                items=mirrored.fields["items"],
+                resource_version=mirrored.fields["resource_version"],
             )
             for i, organization in enumerate(organizations)
         )

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import conf, directory_seats, plans, signals
-from .models import ENTITLING_STATUSES, Organization, SeatLimitStatus
+from .models import ENTITLING_STATUSES, Organization, SeatLimitStatus, Subscription
 from .scalekit_management import ScalekitError, ScalekitManagement, configured, get_client
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,27 @@ logger = logging.getLogger(__name__)
 NO_LIMIT = 0  # what Scalekit's max_allowed_users calls "no limit"
 REJECTED_STATUSES = (400, 404)
 MAX_RESENDS = 5  # sends in one call when the wanted limit keeps moving; the rest is left to a retry
+
+
+# What ``wanted_limit`` reads of each subscription row.
+SEAT_COLUMNS = ("status", "plan_id", "seats", "items", "deleted_at")
+
+
+def seat_terms(subscription: Subscription) -> tuple:
+    """The columns of a subscription row the limit is computed from."""
+    return tuple(getattr(subscription, name) for name in SEAT_COLUMNS)
+
+
+def refresh_after_write(organization: Organization, before: tuple | None, subscription: Subscription) -> bool:
+    """``refresh_limit``, unless the write left the limit's inputs alone and the limit was set already.
+
+    ``before`` is the row's ``seat_terms`` before the write (None for a new row). Most events (a renewal) then
+    cost no read of the organization's subscriptions; a limit moved by a setting or catalog change alone is
+    the seat pass's to store (``orgbilling_sync --seats``).
+    """
+    if before == seat_terms(subscription) and organization.seat_limit_status != SeatLimitStatus.UNSET:
+        return False
+    return refresh_limit(organization)
 
 
 def wanted_limit(organization: Organization) -> int | None:

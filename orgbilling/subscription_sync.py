@@ -290,6 +290,7 @@ def apply_subscription(
         previous_status = _known_status(row)
         stored = None if created else _columns(row)
         was_deleted, before = row.deleted_at is not None, _snapshot_of(row)
+        seats_before = None if created else seat_limits.seat_terms(row)
         was_linked, was_due = row.chargebee_subscription_id == snapshot.id, row.due_invoices_count > 0
         for name, value in snapshot.fields.items():
             setattr(row, name, value)
@@ -315,7 +316,7 @@ def apply_subscription(
         if was_due and not row.due_invoices_count:
             fired.append(signals.payment_recovered)
         _queue_signals(fired, row, previous_status)
-        seat_limits.refresh_limit(organization)
+        seat_limits.refresh_after_write(organization, seats_before, row)
         renewal_estimates.after_apply(row)  # its next charge, fetched after the commit (queue mode: a task)
     logger.debug("applied %s snapshot of %s to %s (%s)", event_type or "a", snapshot.id, row.pk, row.status)
     return ApplyResult(row, applied=True, created=created, reason=reason, previous_status=previous_status)

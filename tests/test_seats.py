@@ -11,6 +11,8 @@ from datetime import timedelta
 import httpx
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orgbilling import signals
@@ -104,8 +106,30 @@ def test_cancellation_lifts_the_cap_or_falls_to_the_free_tier(acme, changes, set
     assert cap() == 0  # Scalekit's "no limit"
     assert Organization.objects.get(pk=ORG).seat_limit is None
     settings.ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION = 2
-    subscribe(3, version=3, status="cancelled", cancelled_at=1_800_000_000)
-    assert cap() == 2 and changes == [(3, None), (None, 3), (2, None)]
+    subscribe(3, version=3)
+    subscribe(3, version=4, status="cancelled")
+    assert cap() == 2 and changes == [(3, None), (None, 3), (3, None), (2, 3)]
+
+
+def test_an_event_that_leaves_the_seats_alone_reads_no_subscriptions_for_the_cap(acme, changes, settings):
+    subscribe(3, version=1)
+    with CaptureQueriesContext(connection) as queries:
+        subscribe(3, version=2, current_term_end=2_000_000_000)  # a renewal: the period moves, the seats do not
+    assert not [q for q in queries if q["sql"].startswith('SELECT "orgbilling_subscription"."items"')]  # wanted_limit
+    # So a setting changed alone moves the cap at the seat pass, not at whichever event comes next.
+    subscribe(3, version=3, status="cancelled")
+    settings.ORGBILLING_SEATS_WITHOUT_SUBSCRIPTION = 2
+    subscribe(3, version=4, status="cancelled", cancelled_at=1_800_000_000)
+    assert cap() == 0
+    sync()
+    assert cap() == 2 and changes[-1] == (2, None)
+
+
+def test_a_limit_never_set_is_set_by_the_next_event_even_with_the_seats_unchanged(acme, changes):
+    subscribe(3, version=1)
+    Organization.objects.filter(pk=ORG).update(seat_limit=None, seat_limit_status=SeatLimitStatus.UNSET)
+    subscribe(3, version=2, current_term_end=2_000_000_000)
+    assert Organization.objects.get(pk=ORG).seat_limit == 3
 
 
 def test_which_subscriptions_entitle_and_flat_fee_plans(acme, settings):
