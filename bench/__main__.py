@@ -50,7 +50,9 @@ server behind the same middleware (`bench/views.py`): one row by unique key, one
    Baseline: the same requests to the bare insert view. Lost = sent but not processed/ignored; applied twice = tried
    more than once. Goal: at least 282 applied a second (twice the best rate recorded before issue 18); the drain
    includes every task the deliveries queue (a renewal estimate's, since issue 15). Scalekit's seat-cap calls are
-   answered by `bench/scalekit.py`.
+   answered by `bench/scalekit.py`. "CPU per delivery while accepting" is the CPU time each kind of process on the
+   machine spent while the deliveries were sent (the workers applying them meanwhile), from `/proc` (`bench/cpu.py`),
+   divided by the requests sent; the baseline's is the bare inserts' with the workers idle.
 4. **Reconciliation**: `manage.py orgbilling_sync` against the fake Chargebee; baseline: listing the same
    subscriptions through the same gateway without applying them.
 
