@@ -287,8 +287,8 @@ def _apply_batch(claimed: WebhookDelivery, peers: list[WebhookDelivery]) -> deli
 
 
 def _record_done(done: list[WebhookDelivery]) -> None:
-    """Record the batch's successes as ``_after_attempt`` and a save would, one delivery at a time, but in a
-    statement for their tasks and one per outcome (processed, or ignored with its reason) for the deliveries.
+    """Record the batch's successes as ``_after_attempt`` and a save would for each, in one statement for their
+    tasks and one per outcome (processed, or ignored with its reason) for the deliveries.
 
     The deliveries are locked by the claim, so ``attempts + 1`` counts the attempt just made, once.
     """
@@ -300,7 +300,6 @@ def _record_done(done: list[WebhookDelivery]) -> None:
     outcomes: dict[tuple[str, str], list[int]] = {}
     for delivery in done:
         outcomes.setdefault((delivery.status, delivery.last_error), []).append(delivery.pk)
-        delivery.task_id = delivery.next_attempt_at = None
     for (status, error), ids in outcomes.items():
         WebhookDelivery.objects.filter(pk__in=ids).update(
             status=status,
