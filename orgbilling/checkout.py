@@ -160,7 +160,7 @@ def _apply(subscription: dict, customer: dict | None) -> ApplyResult:
 def _waiting_row(organization: Organization, plan: plans.Plan, seats: int) -> Subscription:
     """Reuse the organization's unconfirmed checkout row, or create it; concurrent tabs share one."""
     with transaction.atomic():
-        Organization.objects.select_for_update().get(pk=organization.pk)
+        Organization.objects.locked().get(pk=organization.pk)
         row = organization.subscriptions.filter(WAITING).order_by("-created_at").first()
         if row is None:
             return Subscription.objects.create(organization=organization, plan_id=plan.id, seats=seats)
@@ -217,7 +217,7 @@ def start_checkout(
         )
         note_customer_version(organization.id, customer)
         with transaction.atomic():  # its card_status and details too, under the organization's lock
-            apply_customer(Organization.objects.select_for_update().get(pk=organization.pk), customer)
+            apply_customer(Organization.objects.locked().get(pk=organization.pk), customer)
         page = gateway.checkout_new_for_items(
             customer_id=organization.chargebee_customer_id,
             subscription_id=subscription.id,

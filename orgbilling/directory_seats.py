@@ -74,7 +74,7 @@ def apply_directory_user(
     Raises ``Organization.DoesNotExist`` for an organization not known here.
     """
     with transaction.atomic():
-        organization = Organization.objects.select_for_update().get(pk=organization_id)
+        organization = Organization.objects.locked().get(pk=organization_id)
         user = DirectoryUser.objects.select_for_update().filter(pk=user_id).first()
         if user is not None and user.event_time >= event_time:
             return "stale"

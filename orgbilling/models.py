@@ -28,6 +28,19 @@ def new_subscription_id() -> str:
     return f"sub_{uuid.uuid4().hex}"
 
 
+class LockingQuerySet(models.QuerySet):
+    def locked(self, **options) -> models.QuerySet:
+        """Rows locked for the rest of the transaction, ``FOR NO KEY UPDATE`` on PostgreSQL.
+
+        These locks serialize orgbilling's own writes to a row and never change
+        its key, so they need not block the ``FOR KEY SHARE`` check of an insert
+        that references the row. A plain ``FOR UPDATE`` does: parallel
+        checkouts deadlocked, an opened page's insert against the lock another
+        checkout held on its organization.
+        """
+        return self.select_for_update(no_key=True, **options)
+
+
 class SeatLimitStatus(models.TextChoices):
     UNSET = "unset", "never set (no cap wanted)"
     PENDING = "pending", "waiting for Scalekit"
@@ -68,6 +81,8 @@ class Organization(models.Model):
     seats_recount_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LockingQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_name", "id"]
@@ -182,6 +197,8 @@ class Subscription(models.Model):
     scheduled_change = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LockingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -167,7 +167,7 @@ def end_grace_periods(*, dry_run: bool = False) -> list[Subscription]:
     """
     with transaction.atomic():
         rows = list(
-            Subscription.objects.select_for_update(of=("self",))
+            Subscription.objects.locked(of=("self",))
             .select_related("organization")
             .filter(
                 status__in=ACTIVE_STATUSES,

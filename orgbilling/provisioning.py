@@ -45,7 +45,7 @@ class OrganizationDeleted(Exception):
 def _lock(organization_id: str, **defaults) -> tuple[Organization, bool]:
     """Create the organization row if needed, then lock it for the rest of the (short) transaction."""
     _, created = Organization.objects.get_or_create(id=organization_id, defaults=defaults)
-    return Organization.objects.select_for_update().get(pk=organization_id), created
+    return Organization.objects.locked().get(pk=organization_id), created
 
 
 def _create_customer(org: Organization, company: str) -> str:

@@ -161,7 +161,7 @@ def send_limit(organization_id: str, client: ScalekitManagement | None = None) -
 def _confirm(organization_id: str, sent: int | None) -> bool:
     """Mark the limit confirmed if the value just sent is still the wanted one (whatever its version)."""
     with transaction.atomic():
-        organization = Organization.objects.select_for_update().get(pk=organization_id)
+        organization = Organization.objects.locked().get(pk=organization_id)
         if organization.seat_limit != sent or organization.is_deleted:
             return organization.is_deleted
         organization.seat_limit_status = SeatLimitStatus.CONFIRMED

@@ -41,7 +41,7 @@ def sync_seats(options: SyncOptions) -> PassReport:
                 lines.append(f"would change the limit of {organization_id} to {wanted_limit(organization)}")
             continue
         with transaction.atomic():
-            changed += refresh_limit(Organization.objects.select_for_update().get(pk=organization_id))
+            changed += refresh_limit(Organization.objects.locked().get(pk=organization_id))
         options.progress("seat limits", changed)
     if not options.dry_run:
         for organization_id in organizations.filter(seat_limit_status=SeatLimitStatus.PENDING).values_list(

@@ -112,7 +112,7 @@ def find_organization(customer_id: str, customer: dict | None = None, *, lock: b
     our checkout wrote into the customer's meta_data, unless that
     organization is already mapped to another customer.
     """
-    organizations = Organization.objects.select_for_update() if lock else Organization.objects.all()
+    organizations = Organization.objects.locked() if lock else Organization.objects.all()
     organization = organizations.filter(chargebee_customer_id=customer_id).first()
     if organization is None and customer:
         organization_id = meta_value(customer.get("meta_data"), "organizationId")
@@ -129,7 +129,7 @@ def _match(
     snapshot: SubscriptionSnapshot, customer: dict | None, organization: Organization | None, *, lock: bool
 ) -> Subscription | None:
     """The local row of this snapshot, trying the matching steps in order (module docstring)."""
-    rows = Subscription.objects.select_for_update() if lock else Subscription.objects.all()
+    rows = Subscription.objects.locked() if lock else Subscription.objects.all()
     # A row reached through an id must be unlinked or linked to this very subscription, and
     # belong to the customer's organization when that one is known. The customer-wide steps
     # (4, 5) skip deleted rows: those stay with the subscription they were (steps 1 and 3).
@@ -269,7 +269,7 @@ def apply_subscription(
             row = _match(snapshot, customer, None, lock=False)
             if row is None:
                 return ApplyResult(None, applied=False, reason="unknown customer")
-            organization = Organization.objects.select_for_update().get(pk=row.organization_id)
+            organization = Organization.objects.locked().get(pk=row.organization_id)
         elif (customer_version(customer) or -1) > (organization.chargebee_customer_version or -1):
             # Compared on the locked row first: most events carry a customer already seen, costing no UPDATE.
             note_customer_version(organization.pk, customer)
@@ -279,7 +279,7 @@ def apply_subscription(
         if row is not None:
             if row.organization_id != organization.pk:
                 # Another organization's row, found by its Chargebee id: that organization is locked too.
-                organization = Organization.objects.select_for_update().get(pk=row.organization_id)
+                organization = Organization.objects.locked().get(pk=row.organization_id)
             row.organization = organization  # cached: the signals read it
             reason = _ordering(snapshot, row)
             if reason == "stale":
@@ -329,7 +329,7 @@ def cancel_local_subscriptions(organization: Organization) -> int:
     the organization lock. Returns how many rows changed.
     """
     now = timezone.now()
-    rows = list(organization.subscriptions.select_for_update().exclude(status__in=CLOSED_STATUSES))
+    rows = list(organization.subscriptions.locked().exclude(status__in=CLOSED_STATUSES))
     for row in rows:
         previous_status = _known_status(row)
         row.status, row.cancelled_at, row.cancel_at_period_end = Status.CANCELLED, now, False

@@ -19,11 +19,11 @@ from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 
 from orgbilling import provisioning
-from orgbilling.models import OpenedPage, Subscription
+from orgbilling.models import OpenedPage, Organization, Subscription
 from sandbox.fake_chargebee import ChargebeeApiError
 from tests.billing_support import page_id
 
@@ -81,6 +81,41 @@ def test_item4_twenty_parallel_subscribe_clicks_are_all_recorded_and_every_retur
 
     assert in_parallel(come_back) == ["/billing?success=1"] * CLICKS
     assert Subscription.objects.get().status == "in_trial"
+
+
+def test_a_billing_lock_on_an_organization_lets_inserts_that_reference_it_through():
+    """Billing locks (``locked()``) never block the foreign-key check of an insert: no lock cycle with one.
+
+    Twenty parallel clicks once deadlocked this way: an opened page's insert
+    waited for the organization lock another checkout held, which waited for it.
+    """
+    organization = Organization.objects.create(id="org_1", chargebee_customer_id="org_1")
+    subscription = Subscription.objects.create(organization=organization, plan_id="team-plan-USD-monthly", seats=2)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Organization.objects.locked().get(pk=organization.pk)
+                Subscription.objects.locked().get(pk=subscription.pk)
+                holding.set()
+                release.wait(DEADLINE)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(DEADLINE)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '5s'")  # a blocked insert fails instead of waiting
+            OpenedPage.objects.create(
+                vendor_id="page_1", kind=OpenedPage.Kind.CHECKOUT, organization=organization, subscription=subscription
+            )
+    finally:
+        release.set()
+        holder.join(DEADLINE)
+    assert OpenedPage.objects.filter(organization=organization, subscription=subscription).count() == 1
 
 
 def redis_available() -> bool:
