@@ -46,6 +46,7 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.signals import post_save
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from . import conf, deliveries, local_deliveries, renewal_tasks
@@ -77,23 +78,76 @@ def enqueue(delivery_id: int) -> bool:
 
 
 def record_and_enqueue(vendor: str, event_id: str, event_type: str, body: str) -> WebhookDelivery | None:
-    """Record a new delivery and queue its task in one commit; None, writing nothing, for an event already recorded.
+    """Record a new delivery and queue its task together; None, writing nothing, for an event already recorded.
 
-    Two statements: the task first, naming its delivery by vendor and event id (the row has no id yet),
-    then the delivery with its ``task_id``. A copy already recorded fails the second insert and the whole
-    transaction, task included, rolls back. No worker sees the task before the commit that records both.
+    The task names its delivery by vendor and event id (the row has no id yet). On PostgreSQL, outside a
+    caller's transaction, both rows go in one statement (``_insert_together``): atomic on its own and one
+    round trip, where two inserts in a transaction are four. Elsewhere, two inserts in one transaction.
+    Either way a copy already recorded fails the delivery's insert and writes nothing, task included, and
+    no worker sees the task without its delivery.
     """
+    now = timezone.now()
+    queued = _task_row(now, vendor, event_id)
+    delivery = WebhookDelivery(
+        vendor=vendor, event_id=event_id, event_type=event_type, body=body, task_id=queued.pk, next_attempt_at=now
+    )
     try:
-        with transaction.atomic():
-            now = timezone.now()
-            task_id = process_delivery.using(run_after=now).enqueue(vendor, event_id).id
-            delivery = WebhookDelivery(
-                vendor=vendor, event_id=event_id, event_type=event_type, body=body, task_id=task_id, next_attempt_at=now
-            )
-            delivery.save(force_insert=True)
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            _insert_together(queued, delivery)
+        else:
+            with transaction.atomic():
+                queued.save(force_insert=True)
+                delivery.save(force_insert=True)
     except IntegrityError:
         return None
     return delivery
+
+
+def _task_row(at: datetime, *args: Any) -> Any:
+    """The unsaved row ``process_delivery.using(run_after=at).enqueue(*args)`` writes (its ``DBTaskResult``).
+
+    Built here so it can share a statement with its delivery; tests/test_queue.py compares it with the
+    backend's own row, so an upgrade of django-tasks-db that changes what enqueue writes fails there.
+    """
+    from django_tasks_db.models import DBTaskResult
+
+    queued = process_delivery.using(run_after=at)
+    return DBTaskResult(
+        args_kwargs={"args": list(args), "kwargs": {}},
+        priority=queued.priority,
+        task_path=queued.module_path,
+        queue_name=queued.queue_name,
+        run_after=at,
+        backend_name=queued.backend,
+    )
+
+
+def _insert_together(*rows: Any) -> None:
+    """Insert the rows in one statement (data-modifying ``WITH``s, PostgreSQL), the last one's id returned.
+
+    Each row's INSERT is Django's own (defaults, ``auto_now``, value conversion); only the joining is here.
+    """
+    *first, last = (_insert_sql(row, returning=row is rows[-1]) for row in rows)
+    with_parts = ", ".join(f"row_{number} AS ({sql})" for number, (sql, _) in enumerate(first))
+    params = [param for _, row_params in first for param in row_params] + list(last[1])
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {with_parts} {last[0]}", params)
+        rows[-1].pk = cursor.fetchone()[0]
+    for row in rows:
+        row._state.adding, row._state.db = False, connection.alias
+
+
+def _insert_sql(row: Any, *, returning: bool) -> tuple[str, tuple]:
+    meta = row._meta
+    fields = [
+        f for f in meta.local_concrete_fields if not f.generated and (f is not meta.auto_field or row.pk is not None)
+    ]
+    query = InsertQuery(type(row))
+    query.insert_values(fields, [row])
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [meta.pk] if returning else None
+    [(sql, params)] = compiler.as_sql()
+    return sql, tuple(params)
 
 
 def _named(delivery: int | str, event_id: str | None = None) -> Q:

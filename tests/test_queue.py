@@ -248,6 +248,29 @@ def test_a_task_is_queued_in_one_transaction_with_the_delivery_that_names_it():
     assert str(delivery.task_id) == str(DBTaskResult.objects.get().pk)
 
 
+def test_a_new_event_is_recorded_with_its_task_and_a_copy_writes_neither():
+    with CaptureQueriesContext(connection) as queries:
+        delivery = tasks.record_and_enqueue("chargebee", "ev_1", "subscription_changed", "{}")
+    if connection.vendor == "postgresql":  # one statement, atomic on its own: no transaction round trips
+        assert [query["sql"].split()[0] for query in queries] == ["WITH"]
+    stored = WebhookDelivery.objects.get()
+    assert (stored.pk, stored.event_id, stored.next_attempt_at) == (delivery.pk, "ev_1", delivery.next_attempt_at)
+    assert DBTaskResult.objects.get(pk=stored.task_id).args_kwargs == {"args": ["chargebee", "ev_1"], "kwargs": {}}
+    assert tasks.record_and_enqueue("chargebee", "ev_1", "subscription_changed", "{}") is None
+    assert WebhookDelivery.objects.count() == DBTaskResult.objects.count() == 1  # the copy's task rolled back too
+
+
+def test_the_task_recorded_with_a_delivery_is_the_row_the_backend_writes():
+    at = timezone.now()
+    ours = tasks._task_row(at, "chargebee", "ev_1")
+    ours.save(force_insert=True)
+    theirs = tasks.process_delivery.using(run_after=at).enqueue("chargebee", "ev_1")
+    unequal = {"id", "enqueued_at"}
+    compared = [field.attname for field in DBTaskResult._meta.concrete_fields if field.name not in unequal]
+    rows = DBTaskResult.objects.filter(pk__in=[ours.pk, theirs.id]).values(*compared)
+    assert len(rows) == 2 and rows[0] == rows[1]
+
+
 def test_the_mode_and_the_backend_are_checked(settings):
     assert check_processing() == []
     settings.ORGBILLING_PROCESSING = "later"
