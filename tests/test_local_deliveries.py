@@ -127,13 +127,11 @@ def test_queue_mode_records_and_queues_in_one_commit_and_the_worker_applies_in_i
     with CaptureQueriesContext(connection) as captured:
         response = post_event(client, EVENT)
     assert response.status_code == 202
-    # Two statements, as a bare insert is one: the task (naming the delivery by its event), then the delivery.
-    assert statements(captured) == [
-        "BEGIN",
-        f"INSERT {DBTaskResult._meta.db_table}",
-        "INSERT orgbilling_webhookdelivery",
-        "COMMIT",
-    ]
+    # The task (naming the delivery by its event), then the delivery: on PostgreSQL one statement, as a bare
+    # insert is; elsewhere two in a transaction.
+    together = [f"WITH {DBTaskResult._meta.db_table}"]
+    apart = ["BEGIN", f"INSERT {DBTaskResult._meta.db_table}", "INSERT orgbilling_webhookdelivery", "COMMIT"]
+    assert statements(captured) == (together if connection.vendor == "postgresql" else apart)
 
     with CaptureQueriesContext(connection) as captured:
         run_worker()

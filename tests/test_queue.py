@@ -249,10 +249,7 @@ def test_a_task_is_queued_in_one_transaction_with_the_delivery_that_names_it():
 
 
 def test_a_new_event_is_recorded_with_its_task_and_a_copy_writes_neither():
-    with CaptureQueriesContext(connection) as queries:
-        delivery = tasks.record_and_enqueue("chargebee", "ev_1", "subscription_changed", "{}")
-    if connection.vendor == "postgresql":  # one statement, atomic on its own: no transaction round trips
-        assert [query["sql"].split()[0] for query in queries] == ["WITH"]
+    delivery = tasks.record_and_enqueue("chargebee", "ev_1", "subscription_changed", "{}")
     stored = WebhookDelivery.objects.get()
     assert (stored.pk, stored.event_id, stored.next_attempt_at) == (delivery.pk, "ev_1", delivery.next_attempt_at)
     assert DBTaskResult.objects.get(pk=stored.task_id).args_kwargs == {"args": ["chargebee", "ev_1"], "kwargs": {}}
