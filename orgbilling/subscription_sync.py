@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
 from . import renewal_estimates, seat_limits, signals
 from .chargebee_snapshot import CLOSED_STATUSES, MAX_VERSION, SubscriptionSnapshot, meta_value
+from .compiled_queries import CompiledQuery
 from .customer_profile import apply_customer
 from .models import CancelReason, Invoice, Organization, Subscription, new_subscription_id
 
@@ -112,8 +113,8 @@ def find_organization(customer_id: str, customer: dict | None = None, *, lock: b
     our checkout wrote into the customer's meta_data, unless that
     organization is already mapped to another customer.
     """
-    organizations = Organization.objects.locked() if lock else Organization.objects.all()
-    organization = organizations.filter(chargebee_customer_id=customer_id).first()
+    organizations = _organizations(lock)
+    organization = _BY_CUSTOMER[lock].first(customer_id)
     if organization is None and customer:
         organization_id = meta_value(customer.get("meta_data"), "organizationId")
         if isinstance(organization_id, str):
@@ -125,22 +126,55 @@ def find_organization(customer_id: str, customer: dict | None = None, *, lock: b
     return organization
 
 
+def _organizations(lock: bool) -> QuerySet[Organization]:
+    return Organization.objects.locked() if lock else Organization.objects.all()
+
+
+def _subscriptions(lock: bool) -> QuerySet[Subscription]:
+    return Subscription.objects.locked() if lock else Subscription.objects.all()
+
+
+def _linkable(subscription_id: str, organization_id: str | None = None) -> Q:
+    """A row reached through an id must be unlinked or linked to this very subscription, and
+    belong to the customer's organization when that one is known."""
+    linkable = Q(chargebee_subscription_id__isnull=True) | Q(chargebee_subscription_id=subscription_id)
+    return linkable if organization_id is None else linkable & Q(organization_id=organization_id)
+
+
+def _by_customer(lock: bool) -> CompiledQuery:
+    return CompiledQuery(lambda customer_id: _organizations(lock).filter(chargebee_customer_id=customer_id))
+
+
+def _by_id(lock: bool) -> CompiledQuery:
+    """Matching step 1, the subscription's own id: ``(subscription_id)`` or ``(subscription_id, organization_id)``."""
+
+    def build(*ids: str) -> QuerySet[Subscription]:
+        return _subscriptions(lock).filter(_linkable(*ids), pk=ids[0]).order_by("-created_at")
+
+    return CompiledQuery(build)
+
+
+# The write path's reads of every event, built once (compiled_queries); step 1 finds nearly every row.
+# One query per shape: with the organization known, step 1 takes its id too.
+_BY_CUSTOMER = {lock: _by_customer(lock) for lock in (True, False)}
+_BY_ID = {(lock, known): _by_id(lock) for lock in (True, False) for known in (True, False)}
+
+
 def _match(
     snapshot: SubscriptionSnapshot, customer: dict | None, organization: Organization | None, *, lock: bool
 ) -> Subscription | None:
     """The local row of this snapshot, trying the matching steps in order (module docstring)."""
-    rows = Subscription.objects.locked() if lock else Subscription.objects.all()
-    # A row reached through an id must be unlinked or linked to this very subscription, and
-    # belong to the customer's organization when that one is known. The customer-wide steps
-    # (4, 5) skip deleted rows: those stay with the subscription they were (steps 1 and 3).
-    linkable = Q(chargebee_subscription_id__isnull=True) | Q(chargebee_subscription_id=snapshot.id)
-    if organization is not None:
-        linkable &= Q(organization=organization)
+    known = () if organization is None else (organization.pk,)
+    row = _BY_ID[(lock, bool(known))].first(snapshot.id, *known)
+    if row is not None:
+        return row
+    rows = _subscriptions(lock)
+    # The customer-wide steps (4, 5) skip deleted rows: those stay with the subscription they were (steps 1 and 3).
+    linkable = _linkable(snapshot.id, *known)
     pending = meta_value((customer or {}).get("meta_data"), "pendingSubscriptionId")
     live = Q(deleted_at__isnull=True)
-    # Built one at a time: the first step finds the row of nearly every snapshot.
+    # Built one at a time: the first step found nothing, so the rest are rare.
     steps = (
-        lambda: rows.filter(linkable, pk=snapshot.id),
         lambda: rows.filter(chargebee_subscription_id=snapshot.id),
         lambda: rows.filter(linkable, pk=snapshot.local_id) if snapshot.local_id else None,
         lambda: rows.filter(linkable, live, pk=pending) if isinstance(pending, str) and pending else None,

@@ -1,0 +1,88 @@
+"""Querysets built once (orgbilling.compiled_queries): the ORM's SQL, the ORM's rows, a fraction of its Python."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
+
+from orgbilling import subscription_sync
+from orgbilling.compiled_queries import CompiledQuery
+from orgbilling.models import Organization, Subscription
+
+pytestmark = pytest.mark.django_db
+
+
+def fields(row: object) -> dict:
+    return {field.attname: getattr(row, field.attname) for field in type(row)._meta.concrete_fields}
+
+
+@pytest.fixture
+def rows() -> tuple[Organization, Subscription]:
+    organization = Organization.objects.create(id="org_1", display_name="Acme", chargebee_customer_id="cus_1")
+    Organization.objects.create(id="org_2", display_name="Other", chargebee_customer_id="cus_2")
+    subscription = Subscription.objects.create(
+        id="sub_1",
+        organization=organization,
+        chargebee_subscription_id="sub_1",
+        status="active",
+        seats=3,
+        items=[{"item_price_id": "team-plan-USD-monthly", "quantity": 3}],  # a JSON column: converted on read
+        current_period_end=datetime(2027, 1, 1, tzinfo=UTC),
+        resource_version=7,
+    )
+    return organization, subscription
+
+
+@pytest.mark.parametrize("lock", [True, False])
+def test_the_write_paths_reads_give_the_orms_statement_and_rows(rows, lock):
+    organization, subscription = rows
+    orm_organizations = subscription_sync._organizations(lock).filter(chargebee_customer_id="cus_1")
+    orm_subscriptions = subscription_sync._subscriptions(lock).filter(
+        subscription_sync._linkable("sub_1", "org_1"), pk="sub_1"
+    )
+    with transaction.atomic():
+        for compiled, values, orm in [
+            (subscription_sync._BY_CUSTOMER[lock], ("cus_1",), orm_organizations),
+            (subscription_sync._BY_ID[(lock, True)], ("sub_1", "org_1"), orm_subscriptions.order_by("-created_at")),
+        ]:
+            with CaptureQueriesContext(connection) as ours:
+                found = compiled.first(*values)
+            with CaptureQueriesContext(connection) as theirs:
+                expected = orm.first()
+            assert [query["sql"] for query in ours] == [query["sql"] for query in theirs]
+            assert type(found) is type(expected) and fields(found) == fields(expected)
+            assert not found._state.adding and found._state.db == "default"
+    assert fields(found)["items"] == subscription.items and found.current_period_end == subscription.current_period_end
+
+
+def test_a_row_of_another_organization_or_none_at_all_is_not_found(rows):
+    with transaction.atomic():
+        assert subscription_sync._BY_ID[(True, True)].first("sub_1", "org_2") is None
+        assert subscription_sync._BY_ID[(True, False)].first("sub_1").pk == "sub_1"
+        assert subscription_sync._BY_CUSTOMER[True].first("cus_9") is None
+
+
+def test_a_value_that_is_not_a_string_gets_the_orms_meaning(rows):
+    Organization.objects.create(id="org_3", chargebee_customer_id=None)
+    # The ORM reads "= None" as IS NULL; SQL's "= NULL" would find nothing.
+    assert subscription_sync._BY_CUSTOMER[False].first(None).pk == "org_3"
+
+
+def test_a_build_that_changes_its_value_is_refused_at_the_first_call(rows):
+    lowered = CompiledQuery(lambda name: Organization.objects.filter(display_name__icontains=name))
+    with pytest.raises(ImproperlyConfigured):
+        lowered.first("acme")
+
+
+@pytest.mark.skipif("not connection.features.has_select_for_update", reason="locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_outside_a_transaction_is_refused_as_the_orm_refuses_it(rows):
+    with transaction.atomic():
+        subscription_sync._BY_CUSTOMER[True].first("cus_1")  # built inside one
+    with pytest.raises(TransactionManagementError):
+        subscription_sync._BY_CUSTOMER[True].first("cus_1")
