@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections, router
 from django.db.models import Model, QuerySet
 from django.db.transaction import TransactionManagementError
 from django.dispatch import receiver
@@ -56,12 +56,15 @@ class CompiledQuery:
 
     def __init__(self, build: Callable[..., QuerySet]) -> None:
         self._build = build
+        self._routing: tuple[type[Model], bool] | None = None  # the model, and whether it is read for a write
         self._by_database: dict[str, _Compiled] = {}
         _compiled_queries.append(self)
 
-    def first(self, *values: Any, using: str = DEFAULT_DB_ALIAS) -> Model | None:
+    def first(self, *values: Any) -> Model | None:
         if not all(isinstance(value, str) for value in values):
-            return self._build(*values).using(using).first()
+            return self._build(*values).first()
+        model, for_write = self._routing or self._route(len(values))
+        using = router.db_for_write(model) if for_write else router.db_for_read(model)  # as QuerySet.db
         compiled = self._by_database.get(using) or self._compile(using, len(values))
         connection = connections[using]
         if compiled.locks and connection.get_autocommit():
@@ -76,8 +79,13 @@ class CompiledQuery:
             row = next(compiled.compiler.apply_converters([row], compiled.converters))
         return compiled.model.from_db(using, compiled.names, row[compiled.start : compiled.stop])
 
+    def _route(self, arity: int) -> tuple[type[Model], bool]:
+        queryset = self._build(*_marks(arity))
+        self._routing = queryset.model, bool(queryset.query.select_for_update)  # select_for_update reads for a write
+        return self._routing
+
     def _compile(self, using: str, arity: int) -> _Compiled:
-        marks = [f"\x00orgbilling-value-{number}\x00" for number in range(arity)]
+        marks = _marks(arity)
         queryset = self._build(*marks).using(using)
         queryset = (queryset if queryset.ordered else queryset.order_by("pk"))[:1]  # as QuerySet.first()
         compiler = queryset.query.get_compiler(using)
@@ -101,6 +109,10 @@ class CompiledQuery:
         )
         self._by_database[using] = compiled
         return compiled
+
+
+def _marks(arity: int) -> list[str]:
+    return [f"\x00orgbilling-value-{number}\x00" for number in range(arity)]
 
 
 @receiver(setting_changed)
