@@ -50,13 +50,15 @@ def _savepoint() -> Iterator[None]:
         yield
 
 
-def apply(delivery: WebhookDelivery, event: dict) -> deliveries.Outcome:
+def apply(delivery: WebhookDelivery, event: dict, *, savepoint: bool = True) -> deliveries.Outcome:
     """One attempt inside the caller's transaction: the handler in a savepoint, the outcome set on ``delivery``.
 
     The caller saves the row in the same transaction. An event that turns out to need a vendor call (a
-    subscription of a deleted organization) is undone and ``needs_lease``, ``delivery`` untouched.
+    subscription of a deleted organization) is undone and ``needs_lease``, ``delivery`` untouched. Without
+    ``savepoint`` nothing is undone: the caller undoes the batch (``apply_together``).
     """
-    outcome = deliveries.apply_event(delivery.vendor, event, event_id=delivery.event_id, within=_savepoint)
+    within = _savepoint if savepoint else deliveries.in_callers_transaction
+    outcome = deliveries.apply_event(delivery.vendor, event, event_id=delivery.event_id, within=within)
     if outcome.needs_lease:
         return outcome
     delivery.attempts += 1
@@ -64,6 +66,38 @@ def apply(delivery: WebhookDelivery, event: dict) -> deliveries.Outcome:
     if not outcome.failed:
         delivery.processed_at = timezone.now()
     return outcome
+
+
+class _NotAllProcessed(Exception):
+    pass
+
+
+def apply_batch(batch: list[tuple[WebhookDelivery, dict]]) -> list[deliveries.Outcome]:
+    """Apply each delivery of a batch: all in one savepoint when all are processed, else each in its own."""
+    return (len(batch) > 1 and apply_together(batch)) or [apply(delivery, event) for delivery, event in batch]
+
+
+def apply_together(batch: list[tuple[WebhookDelivery, dict]]) -> list[deliveries.Outcome] | None:
+    """Apply a batch in one savepoint, not one each: two statements a batch instead of two a delivery.
+
+    Only when every delivery is processed. Any other outcome (a failure, an ignored or stale event, one that
+    needs a vendor call) undoes the whole savepoint, puts the deliveries back as they were and returns None,
+    and the caller applies each in its own savepoint. A savepoint released after each success leaves what
+    this leaves, so the two ways differ in round trips only.
+    """
+    before = [(delivery.attempts, delivery.status, delivery.last_error, delivery.processed_at) for delivery, _ in batch]
+    outcomes = []
+    try:
+        with transaction.atomic():
+            for delivery, event in batch:
+                outcomes.append(apply(delivery, event, savepoint=False))
+                if outcomes[-1].status != deliveries.Status.PROCESSED:
+                    raise _NotAllProcessed
+    except _NotAllProcessed:
+        for (delivery, _), fields in zip(batch, before, strict=True):
+            delivery.attempts, delivery.status, delivery.last_error, delivery.processed_at = fields
+        return None
+    return outcomes
 
 
 def record_and_apply(vendor: str, event_id: str, event_type: str, body: str, event: dict) -> deliveries.Outcome | None:

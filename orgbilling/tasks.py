@@ -316,7 +316,7 @@ def _lock_order(event: dict) -> tuple[str, str]:
 
 
 def _apply_batch(claimed: WebhookDelivery, peers: list[WebhookDelivery]) -> deliveries.Outcome | None:
-    """Apply the claimed delivery and its peers, each in its savepoint; the claimed one's outcome.
+    """Apply the claimed delivery and its peers (``local_deliveries.apply_batch``); the claimed one's outcome.
 
     None when the claimed delivery needs a vendor call after all: it is left untouched for the lease path.
     """
@@ -325,8 +325,8 @@ def _apply_batch(claimed: WebhookDelivery, peers: list[WebhookDelivery]) -> deli
     fields = ["attempts", "status", "last_error", "processed_at", "task_id", "next_attempt_at"]
     claimed_outcome, done = None, []
     with renewal_tasks.one_sweep_for_the_batch():
-        for delivery in batch:
-            outcome = local_deliveries.apply(delivery, events[delivery.pk])
+        outcomes = local_deliveries.apply_batch([(delivery, events[delivery.pk]) for delivery in batch])
+        for delivery, outcome in zip(batch, outcomes, strict=True):
             if outcome.needs_lease:
                 continue  # untouched: a peer's task stays queued; the claimed one takes the lease path
             if outcome.failed:
