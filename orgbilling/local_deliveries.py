@@ -73,17 +73,18 @@ class _NotAllProcessed(Exception):
 
 
 def apply_batch(batch: list[tuple[WebhookDelivery, dict]]) -> list[deliveries.Outcome]:
-    """Apply each delivery of a batch: all in one savepoint when all are processed, else each in its own."""
+    """Apply each delivery of a batch: all in one savepoint unless one fails, else each in its own."""
     return (len(batch) > 1 and apply_together(batch)) or [apply(delivery, event) for delivery, event in batch]
 
 
 def apply_together(batch: list[tuple[WebhookDelivery, dict]]) -> list[deliveries.Outcome] | None:
     """Apply a batch in one savepoint, not one each: two statements a batch instead of two a delivery.
 
-    Only when every delivery is processed. Any other outcome (a failure, an ignored or stale event, one that
-    needs a vendor call) undoes the whole savepoint, puts the deliveries back as they were and returns None,
-    and the caller applies each in its own savepoint. A savepoint released after each success leaves what
-    this leaves, so the two ways differ in round trips only.
+    Only when every delivery is processed or ignored. A failure, or an event that needs a vendor call, undoes
+    the whole savepoint, puts the deliveries back as they were and returns None, and the caller applies each
+    in its own savepoint. A savepoint released after each success leaves what this leaves; an ignored event
+    keeps what its handler wrote before ignoring it (a stale subscription's newer customer), as the inline
+    webhook keeps it.
     """
     before = [(delivery.attempts, delivery.status, delivery.last_error, delivery.processed_at) for delivery, _ in batch]
     outcomes = []
@@ -91,7 +92,7 @@ def apply_together(batch: list[tuple[WebhookDelivery, dict]]) -> list[deliveries
         with transaction.atomic():
             for delivery, event in batch:
                 outcomes.append(apply(delivery, event, savepoint=False))
-                if outcomes[-1].status != deliveries.Status.PROCESSED:
+                if outcomes[-1].status not in (deliveries.Status.PROCESSED, deliveries.Status.IGNORED):
                     raise _NotAllProcessed
     except _NotAllProcessed:
         for (delivery, _), fields in zip(batch, before, strict=True):

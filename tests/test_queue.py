@@ -138,7 +138,10 @@ def test_a_batch_records_each_outcome_of_its_successes(client, settings):
     run_worker()
     post_event(client, changed(version=1, event_id="ev_stale"))  # an older copy of sub_cb_1: ignored
     post_event(client, pc2_event("subscription_changed", pc2_subscription("sub_cb_0", version=9), event_id="ev_new"))
-    run_worker()
+    with CaptureQueriesContext(connection) as queries:
+        run_worker()
+    savepoints = [query for query in queries if query["sql"].startswith("SAVEPOINT")]
+    assert len(savepoints) == 1  # an ignored event is no failure: the batch stays in one savepoint
     rows = WebhookDelivery.objects.filter(event_id__in=["ev_stale", "ev_new"])
     columns = rows.values_list("event_id", "status", "last_error", "attempts")
     outcomes = {event_id: (status, bool(error), attempts) for event_id, status, error, attempts in columns}
