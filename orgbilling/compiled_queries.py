@@ -10,7 +10,8 @@ SQL takes 0.09 ms (measured on SQLite; the issue 18 profile in
 its queryset once with placeholder values, keeps the SQL, where each value
 goes and the ORM's converters, and turns the row into a model instance as the
 ORM does (``Model.from_db``). ``tests/test_compiled_queries.py`` compares SQL
-and instances with the ORM's.
+and instances with the ORM's. Where psycopg may prepare statements
+(``preparing_cursor``), PostgreSQL also stops planning them.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class CompiledQuery:
         if compiled.locks and connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = [values[param] if isinstance(param, _Value) else param for param in compiled.params]
-        with connection.cursor() as cursor:
+        with preparing_cursor(connection) as cursor:
             cursor.execute(compiled.sql, params)
             row = cursor.fetchone()
         if row is None:
@@ -109,6 +110,24 @@ class CompiledQuery:
         )
         self._by_database[using] = compiled
         return compiled
+
+
+def preparing_cursor(connection: Any) -> Any:
+    """Django's cursor, or a server-binding one where psycopg may prepare statements.
+
+    On PostgreSQL, where the project lets psycopg prepare statements (``"prepare_threshold"`` in the
+    database's ``OPTIONS``), a statement run again and again on a server-binding cursor is prepared once per
+    connection and no longer planned each time. Django's own cursor binds on the client, so it never is.
+    Unset, as Django leaves it for connection poolers in transaction mode, this is Django's cursor.
+    """
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = psycopg.Cursor(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
 
 
 def _marks(arity: int) -> list[str]:

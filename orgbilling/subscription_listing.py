@@ -30,6 +30,7 @@ from django.db import connections, router
 from django.db.models import Model
 from django.dispatch import receiver
 
+from .compiled_queries import preparing_cursor
 from .models import BillingProfile, Organization, Subscription
 
 
@@ -108,18 +109,6 @@ def _forget(*, setting: str, **kwargs: Any) -> None:
         _statements.clear()
 
 
-def _cursor(connection: Any) -> Any:
-    """Django's cursor, or a server-binding one where psycopg may prepare statements (module docstring)."""
-    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
-        return connection.cursor()
-    import psycopg
-
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw = psycopg.Cursor(connection.connection)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
-
-
 def listed_with_profiles(organization_id: str) -> list[Subscription]:
     """Every subscription of the organization, newest first, its organization and billing profile joined: one query.
 
@@ -127,7 +116,7 @@ def listed_with_profiles(organization_id: str) -> list[Subscription]:
     """
     using = router.db_for_read(Subscription)
     statement, connection = _statement(using), connections[using]
-    with _cursor(connection) as cursor:
+    with preparing_cursor(connection) as cursor:
         cursor.execute(statement.sql, [organization_id])
         rows = cursor.fetchall()
     profile_key = statement.profile.start + BillingProfile._meta.concrete_fields.index(BillingProfile._meta.pk)
