@@ -50,6 +50,7 @@ from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from . import conf, deliveries, local_deliveries, renewal_tasks
+from .compiled_queries import preparing_cursor
 from .models import WebhookDelivery
 from .task_api import TaskContext, TaskResultStatus, task
 
@@ -130,7 +131,7 @@ def _insert_together(*rows: Any) -> None:
     *first, last = (_insert_sql(row, returning=row is rows[-1]) for row in rows)
     with_parts = ", ".join(f"row_{number} AS ({sql})" for number, (sql, _) in enumerate(first))
     params = [param for _, row_params in first for param in row_params] + list(last[1])
-    with connection.cursor() as cursor:
+    with preparing_cursor(connection) as cursor:  # prepared once per connection where psycopg may
         cursor.execute(f"WITH {with_parts} {last[0]}", params)
         rows[-1].pk = cursor.fetchone()[0]
     for row in rows:
