@@ -68,8 +68,8 @@ def apply(delivery: WebhookDelivery, event: dict, *, savepoint: bool = True) -> 
     return outcome
 
 
-class _NotAllProcessed(Exception):
-    pass
+class _Undo(Exception):
+    """A delivery of a batch applied together failed or needs a vendor call: the batch is undone."""
 
 
 def apply_batch(batch: list[tuple[WebhookDelivery, dict]]) -> list[deliveries.Outcome]:
@@ -93,8 +93,8 @@ def apply_together(batch: list[tuple[WebhookDelivery, dict]]) -> list[deliveries
             for delivery, event in batch:
                 outcomes.append(apply(delivery, event, savepoint=False))
                 if outcomes[-1].status not in (deliveries.Status.PROCESSED, deliveries.Status.IGNORED):
-                    raise _NotAllProcessed
-    except _NotAllProcessed:
+                    raise _Undo
+    except _Undo:
         for (delivery, _), fields in zip(batch, before, strict=True):
             delivery.attempts, delivery.status, delivery.last_error, delivery.processed_at = fields
         return None
