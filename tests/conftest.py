@@ -109,6 +109,23 @@ def default_plan_price(request):
 
 
 @pytest.fixture
+def prepared_statements(monkeypatch):
+    """PostgreSQL with psycopg preparing every statement at once; returns how many prepared statements match a LIKE."""
+    from django.db import connection
+
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare_threshold", 0)
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", 0)
+
+    def prepared(pattern: str) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [pattern])
+            return cursor.fetchone()[0]
+
+    return prepared
+
+
+@pytest.fixture
 def fake_chargebee(settings):
     """A fake Chargebee API served over real HTTP; the app's settings point at it."""
     from sandbox.fake_chargebee import FakeChargebee, serve

@@ -89,18 +89,9 @@ def test_a_locking_read_outside_a_transaction_is_refused_as_the_orm_refuses_it(r
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="psycopg's prepared statements")
-def test_where_statements_may_be_prepared_a_compiled_query_is_prepared_once(rows, monkeypatch):
-    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare_threshold", 0)  # prepare at once
-    connection.ensure_connection()
-    monkeypatch.setattr(connection.connection, "prepare_threshold", 0)
-
-    def prepared() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%FOR NO KEY%"])
-            return cursor.fetchone()[0]
-
-    before = prepared()
+def test_where_statements_may_be_prepared_a_compiled_query_is_prepared_once(rows, prepared_statements):
+    before = prepared_statements("%FOR NO KEY%")
     with transaction.atomic():
         found = [subscription_sync._BY_CUSTOMER[True].first(customer) for customer in ("cus_1", "cus_2")]
     assert [organization.pk for organization in found] == ["org_1", "org_2"]
-    assert prepared() == before + 1  # prepared by the first call, reused by the second
+    assert prepared_statements("%FOR NO KEY%") == before + 1  # prepared by the first call, reused by the second

@@ -265,19 +265,10 @@ def test_a_new_event_is_recorded_with_its_task_and_a_copy_writes_neither():
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="psycopg's prepared statements")
-def test_where_statements_may_be_prepared_the_record_is_prepared_once(monkeypatch):
-    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare_threshold", 0)  # prepare at once
-    connection.ensure_connection()
-    monkeypatch.setattr(connection.connection, "prepare_threshold", 0)
-
-    def prepared() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["WITH row_0 AS%"])
-            return cursor.fetchone()[0]
-
-    before = prepared()
+def test_where_statements_may_be_prepared_the_record_is_prepared_once(prepared_statements):
+    before = prepared_statements("WITH row_0 AS%")
     assert all(tasks.record_and_enqueue("chargebee", f"ev_{n}", "subscription_changed", "{}") for n in range(2))
-    assert prepared() == before + 1  # prepared by the first, reused by the second
+    assert prepared_statements("WITH row_0 AS%") == before + 1  # prepared by the first, reused by the second
     assert WebhookDelivery.objects.count() == DBTaskResult.objects.count() == 2
 
 

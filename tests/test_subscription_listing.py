@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import connection  # noqa: F401  read by the skipif condition
 
 from orgbilling import checkout, notices, subscription_listing
 from orgbilling.models import BillingProfile, Organization, Subscription
@@ -69,24 +69,14 @@ def test_an_organization_without_subscriptions_lists_none(organizations):
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="psycopg's prepared statements")
 def test_where_statements_may_be_prepared_the_listing_is_prepared_once(
-    organizations, monkeypatch, django_assert_num_queries
+    organizations, prepared_statements, django_assert_num_queries
 ):
-    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare_threshold", 0)  # prepare at once
-    connection.ensure_connection()
-    monkeypatch.setattr(connection.connection, "prepare_threshold", 0)
-
-    def prepared() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%orgbilling_billingprofile%"]
-            )
-            return cursor.fetchone()[0]
-
-    before = prepared()
+    before = prepared_statements("%orgbilling_billingprofile%")
     for organization in organizations:
         expected = list(notices.with_profiles(checkout.listed_subscriptions(organization.id)))
         with django_assert_num_queries(1):
             listed = subscription_listing.listed_with_profiles(organization.id)
         assert [_fields(row) for row in listed] == [_fields(row) for row in expected]
         assert [_fields(row.organization) for row in listed] == [_fields(row.organization) for row in expected]
-    assert prepared() == before + 1  # prepared by the first call, reused by the second
+    # Prepared by the first call, reused by the second.
+    assert prepared_statements("%orgbilling_billingprofile%") == before + 1
