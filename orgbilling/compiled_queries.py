@@ -35,13 +35,36 @@ class _Value(int):
 
 
 @dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    params: tuple[Any, ...]  # constants, and a _Value where a value goes
+class _Part:
+    """One model's columns in the row: the queryset's own, or one it follows with ``select_related``."""
+
     model: type[Model]
     names: tuple[str, ...]
     start: int
     stop: int
+    pk: int  # the primary key's place in names: None there is a related row that is not there
+    link: Callable[[Model, Model | None], None] | None = None  # caches the related instance on the main one
+    back: Callable[[Model, Model], None] | None = None  # and, for a one-to-one relation, the other way
+
+    @classmethod
+    def of(cls, compiler: Any, klass_info: dict) -> _Part:
+        fields = klass_info["select_fields"]
+        names = tuple(column.target.attname for column, _, _ in compiler.select[fields[0] : fields[-1] + 1])
+        model = klass_info["model"]
+        link, back = klass_info.get("local_setter"), klass_info.get("remote_setter")
+        return cls(model, names, fields[0], fields[-1] + 1, names.index(model._meta.pk.attname), link, back)
+
+    def instance(self, using: str, row: tuple) -> Model | None:
+        values = row[self.start : self.stop]
+        return None if values[self.pk] is None else self.model.from_db(using, self.names, values)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]  # constants, and a _Value where a value goes
+    main: _Part
+    related: tuple[_Part, ...]
     compiler: Any
     converters: dict[int, Any]
     locks: bool
@@ -78,7 +101,13 @@ class CompiledQuery:
             return None
         if compiled.converters:
             row = next(compiled.compiler.apply_converters([row], compiled.converters))
-        return compiled.model.from_db(using, compiled.names, row[compiled.start : compiled.stop])
+        found = compiled.main.instance(using, row)
+        for part in compiled.related:  # as the ORM's select_related fills them in
+            related = part.instance(using, row)
+            part.link(found, related)
+            if related is not None:
+                part.back(related, found)
+        return found
 
     def _route(self, arity: int) -> tuple[type[Model], bool]:
         queryset = self._build(*_marks(arity))
@@ -94,18 +123,16 @@ class CompiledQuery:
         placed = tuple(_Value(marks.index(param)) if param in marks else param for param in params)
         if {int(param) for param in placed if isinstance(param, _Value)} != set(range(arity)):
             raise ImproperlyConfigured(f"{self._build!r} does not pass each value to the SQL unchanged")
-        fields = compiler.klass_info["select_fields"]
-        start, stop = fields[0], fields[-1] + 1
-        select = compiler.select
+        related = compiler.klass_info.get("related_klass_infos", [])
+        if any(info.get("related_klass_infos") for info in related):
+            raise ImproperlyConfigured(f"{self._build!r} follows relations more than one deep")
         compiled = _Compiled(
             sql=sql,
             params=placed,
-            model=compiler.klass_info["model"],
-            names=tuple(column.target.attname for column, _, _ in select[start:stop]),
-            start=start,
-            stop=stop,
+            main=_Part.of(compiler, compiler.klass_info),
+            related=tuple(_Part.of(compiler, info) for info in related),
             compiler=compiler,
-            converters=compiler.get_converters([expression for expression, _, _ in select]),
+            converters=compiler.get_converters([expression for expression, _, _ in compiler.select]),
             locks=bool(queryset.query.select_for_update and compiler.connection.features.has_select_for_update),
         )
         self._by_database[using] = compiled

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
@@ -95,3 +96,33 @@ def test_where_statements_may_be_prepared_a_compiled_query_is_prepared_once(rows
         found = [subscription_sync._BY_CUSTOMER[True].first(customer) for customer in ("cus_1", "cus_2")]
     assert [organization.pk for organization in found] == ["org_1", "org_2"]
     assert prepared_statements("%FOR NO KEY%") == before + 1  # prepared by the first call, reused by the second
+
+
+def test_a_read_with_its_organization_gives_the_orms_statement_and_fills_the_organization_in(rows):
+    organization, _ = rows
+    orm = (
+        Subscription.objects.locked(of=("organization", "self"))
+        .select_related("organization")
+        .filter(subscription_sync._linkable("sub_1"), Q(organization__chargebee_customer_id="cus_1"), pk="sub_1")
+    )
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as ours:
+            found = subscription_sync._WITH_ORGANIZATION.first("cus_1", "sub_1")
+            cached = found.organization  # no query of its own
+        with CaptureQueriesContext(connection) as theirs:
+            expected = orm.first()
+        assert [query["sql"] for query in ours] == [query["sql"] for query in theirs]
+        assert fields(found) == fields(expected) and fields(cached) == fields(expected.organization)
+        assert cached._state.db == "default" and not cached._state.adding
+        # Another customer's organization, or a subscription linked elsewhere, is not this row.
+        assert subscription_sync._WITH_ORGANIZATION.first("cus_2", "sub_1") is None
+        Subscription.objects.filter(pk="sub_1").update(chargebee_subscription_id="sub_9")
+        assert subscription_sync._WITH_ORGANIZATION.first("cus_1", "sub_1") is None
+
+
+def test_a_build_that_follows_relations_two_deep_is_refused(rows):
+    from orgbilling.models import Invoice
+
+    deep = CompiledQuery(lambda pk: Invoice.objects.select_related("subscription__organization").filter(pk=pk))
+    with pytest.raises(ImproperlyConfigured):
+        deep.first("inv_1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,10 +23,11 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client
 
-from orgbilling import provisioning
+from orgbilling import provisioning, subscription_sync
 from orgbilling.models import OpenedPage, Organization, Subscription
 from sandbox.fake_chargebee import ChargebeeApiError
 from tests.billing_support import page_id
+from tests.chargebee_payloads import CUSTOMER_ID, PLAN, pc2_customer, pc2_subscription
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -116,6 +118,50 @@ def test_a_billing_lock_on_an_organization_lets_inserts_that_reference_it_throug
         release.set()
         holder.join(DEADLINE)
     assert OpenedPage.objects.filter(organization=organization, subscription=subscription).count() == 1
+
+
+def test_a_subscription_event_locks_the_organization_before_the_subscription():
+    """As every billing write does, the one read that locks both takes the organization first: no lock cycle.
+
+    Locked the other way round, the event would hold the subscription while waiting for the organization,
+    and a checkout holding the organization would deadlock on it.
+    """
+    organization = Organization.objects.create(id="org_1", chargebee_customer_id=CUSTOMER_ID)
+    Subscription.objects.create(
+        id="sub_cb_1", organization=organization, chargebee_subscription_id="sub_cb_1", plan_id=PLAN, seats=3
+    )
+    outcome: list = []
+
+    def apply() -> None:
+        try:
+            outcome.append(subscription_sync.apply_subscription(pc2_subscription(seats=5), pc2_customer()).applied)
+        except Exception as failure:  # noqa: BLE001 - reported below
+            outcome.append(failure)
+        finally:
+            connection.close()
+
+    applier = threading.Thread(target=apply)
+    with transaction.atomic():
+        Organization.objects.locked().get(pk=organization.pk)
+        applier.start()
+        waiting_for_a_lock(applier, outcome)
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '5s'")  # waits for the event's lock fail instead
+        Subscription.objects.locked().get(pk="sub_cb_1")
+    applier.join(DEADLINE)
+    assert outcome == [True] and Subscription.objects.get().seats == 5
+
+
+def waiting_for_a_lock(thread: threading.Thread, outcome: list) -> None:
+    """Until another connection of this test waits for a row lock (the ``thread``'s)."""
+    deadline = time.monotonic() + DEADLINE
+    with connection.cursor() as cursor:
+        while thread.is_alive() and time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")  # live, unlike pg_stat_activity
+            if cursor.fetchone()[0]:
+                return
+            thread.join(0.01)
+    raise AssertionError(f"the other connection never waited for a lock: {outcome}")
 
 
 def redis_available() -> bool:

@@ -57,8 +57,7 @@ def statements(captured: CaptureQueriesContext) -> list[str]:
 chargebee, paid_after_deletion = test_guarantees.chargebee, test_guarantees.paid_after_deletion
 
 HANDLER = [
-    "SELECT orgbilling_organization",  # locked
-    "SELECT orgbilling_subscription",  # locked
+    "SELECT orgbilling_subscription",  # with its organization, both locked in one statement
     "UPDATE orgbilling_subscription",
     "SELECT orgbilling_subscription",  # the seat limit the subscriptions buy (issue 13)
     "UPDATE orgbilling_organization",  # ... which the event changed (3 seats to 5)
