@@ -12,6 +12,13 @@ goes and the ORM's converters, and turns the row into a model instance as the
 ORM does (``Model.from_db``). ``tests/test_compiled_queries.py`` compares SQL
 and instances with the ORM's. Where psycopg may prepare statements
 (``preparing_cursor``), PostgreSQL also stops planning them.
+
+The write path's statements are kept the same way: ``insert`` (a delivery's
+row) and ``save_columns`` (a subscription's changed columns) build an INSERT or
+UPDATE once per model and columns with Django's compiler and make only the
+values for each row, with the same field methods ``Model.save`` uses. They
+skip ``Model.save``'s own overhead, so a model whose ``pre_save`` or
+``post_save`` has a receiver is saved by the ORM, receivers and all.
 """
 
 from __future__ import annotations
@@ -22,12 +29,18 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.db import connections, router
-from django.db.models import Model, QuerySet
+from django.db import DatabaseError, connections, router
+from django.db.models import Field, Model, QuerySet
+from django.db.models.signals import post_save, pre_save
+from django.db.models.sql import InsertQuery, UpdateQuery
 from django.db.transaction import TransactionManagementError
 from django.dispatch import receiver
 
 _compiled_queries: list[CompiledQuery] = []
+# The writes' statements: INSERTs by (model, database, columns, returning), UPDATEs by (model, database,
+# columns, which are NULL); the compiler an INSERT's values are made with.
+_inserts: dict[tuple, tuple[str, Any]] = {}
+_updates: dict[tuple, str] = {}
 
 
 class _Value(int):
@@ -139,6 +152,97 @@ class CompiledQuery:
         return compiled
 
 
+def insert_statement(row: Model, using: str, *, returning: bool) -> tuple[str, list[Any]]:
+    """The INSERT of ``row``, as Django makes it (defaults, ``auto_now``, value conversion), and its values.
+
+    Its SQL is built once per model, database and columns; later rows only have their values made, by the
+    same compiler methods. Returns the new primary key with ``returning``.
+    """
+    meta = row._meta
+    fields = tuple(
+        field
+        for field in meta.local_concrete_fields
+        if not field.generated and (field is not meta.auto_field or row.pk is not None)
+    )
+    key = (type(row), using, fields, returning)
+    if key in _inserts and not _has_expression(row, fields):
+        sql, compiler = _inserts[key]
+        return sql, [compiler.prepare_value(field, compiler.pre_save_val(field, row)) for field in fields]
+    query = InsertQuery(type(row))
+    query.insert_values(fields, [row])
+    compiler = query.get_compiler(using=using)
+    compiler.returning_fields = [meta.pk] if returning else None
+    [(sql, params)] = compiler.as_sql()
+    if not _has_expression(row, fields):  # an expression's SQL is its own: that statement is not kept
+        _inserts[key] = sql, compiler
+    return sql, list(params)
+
+
+def insert(row: Model) -> None:
+    """``row.save(force_insert=True)`` for a new row, its INSERT built once (``insert_statement``).
+
+    Where the model's save signals have a receiver, the ORM's save, so it runs.
+    """
+    model = type(row)
+    if _heard(model):
+        row.save(force_insert=True)
+        return
+    row._prepare_related_fields_for_save(operation_name="save")
+    using = router.db_for_write(model, instance=row)
+    sql, params = insert_statement(row, using, returning=row._meta.auto_field is not None and row.pk is None)
+    with preparing_cursor(connections[using]) as cursor:
+        cursor.execute(sql, params)
+        if row.pk is None:
+            row.pk = cursor.fetchone()[0]
+    row._state.adding, row._state.db = False, using
+
+
+def save_columns(row: Model, names: list[str]) -> None:
+    """``row.save(update_fields=names)``, its UPDATE built once per model, database, columns and NULLs.
+
+    The values are Django's (``pre_save``, ``get_db_prep_save``); where the model's save signals have a
+    receiver, or a value is an expression or a field places its own, the ORM's save (which also refuses a name
+    that is not a column of the model).
+    """
+    model, meta = type(row), row._meta
+    fields = [field for field in meta.local_concrete_fields if {field.name, field.attname} & set(names)]  # ORM's order
+    values = [field.pre_save(row, False) for field in fields]
+    if (
+        _heard(model)
+        or len(fields) != len(set(names))
+        or any(
+            hasattr(field, "get_placeholder") or hasattr(value, "resolve_expression") or isinstance(value, Model)
+            for field, value in zip(fields, values, strict=True)
+        )
+    ):
+        row.save(update_fields=names)
+        return
+    using = router.db_for_write(model, instance=row)
+    connection = connections[using]
+    prepared = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)]
+    key = (model, using, tuple(fields), tuple(value is None for value in prepared))
+    sql = _updates.get(key)
+    if sql is None:
+        query = UpdateQuery(model)
+        query.add_update_fields([(field, None, value) for field, value in zip(fields, values, strict=True)])
+        query.add_filter("pk", row.pk)
+        sql = _updates[key] = query.get_compiler(using=using).as_sql()[0]
+    pk = meta.pk.get_db_prep_value(row.pk, connection)
+    with preparing_cursor(connection) as cursor:
+        cursor.execute(sql, [value for value in prepared if value is not None] + [pk])
+        if cursor.rowcount < 1:
+            raise DatabaseError("Save with update_fields did not affect any rows.")  # as the ORM's save
+    row._state.adding, row._state.db = False, using
+
+
+def _heard(model: type[Model]) -> bool:
+    return pre_save.has_listeners(model) or post_save.has_listeners(model)
+
+
+def _has_expression(row: Model, fields: tuple[Field, ...]) -> bool:
+    return any(hasattr(getattr(row, field.attname), "resolve_expression") for field in fields)
+
+
 def preparing_cursor(connection: Any) -> Any:
     """Django's cursor, or a server-binding one where psycopg may prepare statements.
 
@@ -166,3 +270,5 @@ def _forget(*, setting: str, **kwargs: Any) -> None:
     if setting == "DATABASES":
         for query in _compiled_queries:
             query._by_database.clear()
+        _inserts.clear()
+        _updates.clear()

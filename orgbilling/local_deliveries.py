@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import chargebee_events, deliveries
+from . import chargebee_events, compiled_queries, deliveries
 from .models import WebhookDelivery
 
 
@@ -129,4 +129,4 @@ def _recorded(vendor: str, event_id: str, event_type: str, body: str, outcome: d
     delivery.status, delivery.last_error = outcome.status, outcome.error
     if not outcome.failed:
         delivery.processed_at = timezone.now()
-    delivery.save(force_insert=True)
+    compiled_queries.insert(delivery)  # its INSERT built once

@@ -37,7 +37,7 @@ from django.db.models import Q, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import renewal_estimates, seat_limits, signals
+from . import compiled_queries, renewal_estimates, seat_limits, signals
 from .chargebee_snapshot import CLOSED_STATUSES, MAX_VERSION, SubscriptionSnapshot, meta_value
 from .compiled_queries import CompiledQuery
 from .customer_profile import apply_customer
@@ -362,7 +362,10 @@ def apply_subscription(
             row.grace_period_ended_at = None  # the next dues get a grace period (and its signal) of their own
         # The row was read under its lock: writing only the columns that changed leaves it as a full save would,
         # for a fraction of the UPDATE's building (most of a worker's or inline webhook's Python is the ORM's).
-        row.save(update_fields=None if stored is None else _changed_columns(row, stored))
+        if stored is None:
+            row.save()
+        else:
+            compiled_queries.save_columns(row, _changed_columns(row, stored))
         if row.chargebee_subscription_id and not was_linked:
             # Invoices that arrived before their subscription are linked now.
             Invoice.objects.filter(

@@ -46,11 +46,10 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.signals import post_save
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from . import conf, deliveries, local_deliveries, renewal_tasks
-from .compiled_queries import preparing_cursor
+from .compiled_queries import insert_statement, preparing_cursor
 from .models import WebhookDelivery
 from .task_api import TaskContext, TaskResultStatus, task
 
@@ -128,7 +127,7 @@ def _insert_together(*rows: Any) -> None:
 
     Each row's INSERT is Django's own (defaults, ``auto_now``, value conversion); only the joining is here.
     """
-    *first, last = (_insert_sql(row, returning=row is rows[-1]) for row in rows)
+    *first, last = (insert_statement(row, connection.alias, returning=row is rows[-1]) for row in rows)
     with_parts = ", ".join(f"row_{number} AS ({sql})" for number, (sql, _) in enumerate(first))
     params = [param for _, row_params in first for param in row_params] + list(last[1])
     with preparing_cursor(connection) as cursor:  # prepared once per connection where psycopg may
@@ -136,19 +135,6 @@ def _insert_together(*rows: Any) -> None:
         rows[-1].pk = cursor.fetchone()[0]
     for row in rows:
         row._state.adding, row._state.db = False, connection.alias
-
-
-def _insert_sql(row: Any, *, returning: bool) -> tuple[str, tuple]:
-    meta = row._meta
-    fields = [
-        f for f in meta.local_concrete_fields if not f.generated and (f is not meta.auto_field or row.pk is not None)
-    ]
-    query = InsertQuery(type(row))
-    query.insert_values(fields, [row])
-    compiler = query.get_compiler(connection=connection)
-    compiler.returning_fields = [meta.pk] if returning else None
-    [(sql, params)] = compiler.as_sql()
-    return sql, tuple(params)
 
 
 def _named(delivery: int | str, event_id: str | None = None) -> Q:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
+from django.db.models.signals import post_save
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from orgbilling import subscription_sync
+from orgbilling import compiled_queries, subscription_sync
 from orgbilling.compiled_queries import CompiledQuery
-from orgbilling.models import Organization, Subscription
+from orgbilling.models import Organization, Subscription, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +129,73 @@ def test_a_build_that_follows_relations_two_deep_is_refused(rows):
     deep = CompiledQuery(lambda pk: Invoice.objects.select_related("subscription__organization").filter(pk=pk))
     with pytest.raises(ImproperlyConfigured):
         deep.first("inv_1")
+
+
+def test_save_columns_runs_the_orms_update_and_leaves_the_row_as_its_save_does(rows):
+    _, subscription = rows
+    twin = Subscription.objects.create(id="sub_2", organization_id="org_1", status="active", seats=3)
+    for status, ends in [("cancelled", None), ("active", datetime(2027, 2, 1, tzinfo=UTC))]:  # NULL, then a value
+        captured = []
+        for row, save in [
+            (subscription, lambda row, names: row.save(update_fields=names)),
+            (twin, compiled_queries.save_columns),
+        ]:
+            row.status, row.current_period_end, row.items = status, ends, [{"item_price_id": status}]
+            before = timezone.now()
+            with CaptureQueriesContext(connection) as queries:
+                save(row, ["items", "status", "current_period_end", "updated_at"])
+            assert row.updated_at >= before  # auto_now, as the ORM sets it
+            captured.append([re.sub(r"'[^']*'", "?", query["sql"]) for query in queries])  # the values differ
+        assert captured[0] == captured[1]
+        stored = [fields(Subscription.objects.get(pk=pk)) for pk in ("sub_1", "sub_2")]
+        assert [[row[name] for name in ("status", "current_period_end", "items")] for row in stored] == [
+            [status, ends, [{"item_price_id": status}]]
+        ] * 2
+        assert stored[1]["updated_at"] == twin.updated_at
+
+
+def test_save_columns_of_a_row_that_is_gone_fails_as_the_orms_save(rows):
+    _, subscription = rows
+    Subscription.objects.filter(pk="sub_1").delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        compiled_queries.save_columns(subscription, ["status"])
+
+
+def test_a_model_whose_save_signals_have_a_receiver_is_saved_by_the_orm(rows):
+    _, subscription = rows
+    heard = []
+
+    def hear(sender, instance, **kwargs):
+        heard.append((instance.pk, kwargs.get("created")))
+
+    post_save.connect(hear, sender=Subscription)
+    try:
+        compiled_queries.save_columns(subscription, ["status"])
+        delivery = WebhookDelivery(vendor="chargebee", event_id="ev_1", event_type="subscription_changed", body="{}")
+        post_save.connect(hear, sender=WebhookDelivery)
+        compiled_queries.insert(delivery)
+    finally:
+        post_save.disconnect(hear, sender=Subscription)
+        post_save.disconnect(hear, sender=WebhookDelivery)
+    assert heard == [("sub_1", False), (delivery.pk, True)]
+
+
+def test_insert_runs_the_orms_insert_and_gives_the_row_its_id(rows):
+    made = []
+    for number, save in [
+        (1, lambda row: row.save(force_insert=True)),
+        (2, compiled_queries.insert),
+        (3, compiled_queries.insert),
+    ]:
+        delivery = WebhookDelivery(vendor="chargebee", event_id=f"ev_{number}", event_type="x", body="{}", attempts=1)
+        with CaptureQueriesContext(connection) as queries:
+            save(delivery)
+        made.append((delivery, [query["sql"] for query in queries]))
+    (orm, orm_sql), *ours = made
+    for delivery, sql in ours:
+        assert [re.sub(r"'[^']*'", "?", statement) for statement in sql] == [  # the values differ
+            re.sub(r"'[^']*'", "?", statement) for statement in orm_sql
+        ]
+        stored = WebhookDelivery.objects.get(event_id=delivery.event_id)
+        assert delivery.pk == stored.pk and not delivery._state.adding and delivery._state.db == "default"
+        assert (stored.status, stored.attempts, stored.received_at) == ("received", 1, delivery.received_at)
