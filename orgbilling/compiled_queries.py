@@ -40,7 +40,7 @@ _compiled_queries: list[CompiledQuery] = []
 # The writes' statements: INSERTs by (model, database, columns, returning), UPDATEs by (model, database,
 # columns, which are NULL); the compiler an INSERT's values are made with.
 _inserts: dict[tuple, tuple[str, Any]] = {}
-_updates: dict[tuple, str] = {}
+_updates: dict[tuple, tuple[str, bool]] = {}  # the SQL, and whether it binds NULLs (Django 6) or writes them (5.2)
 
 
 class _Value(int):
@@ -211,7 +211,7 @@ def save_columns(row: Model, names: list[str]) -> None:
         _heard(model)
         or len(fields) != len(set(names))
         or any(
-            hasattr(field, "get_placeholder") or hasattr(value, "resolve_expression") or isinstance(value, Model)
+            _places_its_own(field) or hasattr(value, "resolve_expression") or isinstance(value, Model)
             for field, value in zip(fields, values, strict=True)
         )
     ):
@@ -221,15 +221,16 @@ def save_columns(row: Model, names: list[str]) -> None:
     connection = connections[using]
     prepared = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)]
     key = (model, using, tuple(fields), tuple(value is None for value in prepared))
-    sql = _updates.get(key)
-    if sql is None:
+    if key not in _updates:
         query = UpdateQuery(model)
         query.add_update_fields([(field, None, value) for field, value in zip(fields, values, strict=True)])
         query.add_filter("pk", row.pk)
-        sql = _updates[key] = query.get_compiler(using=using).as_sql()[0]
+        sql, params = query.get_compiler(using=using).as_sql()
+        _updates[key] = sql, len(params) == len(prepared) + 1  # a value for each column and the key: NULLs bound
+    sql, binds_nulls = _updates[key]
     pk = meta.pk.get_db_prep_value(row.pk, connection)
     with preparing_cursor(connection) as cursor:
-        cursor.execute(sql, [value for value in prepared if value is not None] + [pk])
+        cursor.execute(sql, [value for value in prepared if binds_nulls or value is not None] + [pk])
         if cursor.rowcount < 1:
             raise DatabaseError("Save with update_fields did not affect any rows.")  # as the ORM's save
     row._state.adding, row._state.db = False, using
@@ -237,6 +238,11 @@ def save_columns(row: Model, names: list[str]) -> None:
 
 def _heard(model: type[Model]) -> bool:
     return pre_save.has_listeners(model) or post_save.has_listeners(model)
+
+
+def _places_its_own(field: Field) -> bool:
+    """A field that writes its own SQL for a value (Django 5.2's ``get_placeholder``, 6's ``get_placeholder_sql``)."""
+    return hasattr(field, "get_placeholder") or hasattr(field, "get_placeholder_sql")
 
 
 def _has_expression(row: Model, fields: tuple[Field, ...]) -> bool:
