@@ -40,7 +40,7 @@ _compiled_queries: list[CompiledQuery] = []
 # The writes' statements: INSERTs by (model, database, columns, returning), UPDATEs by (model, database,
 # columns, which are NULL); the compiler an INSERT's values are made with.
 _inserts: dict[tuple, tuple[str, Any]] = {}
-_updates: dict[tuple, tuple[str, bool]] = {}  # the SQL, and whether it binds NULLs (Django 6) or writes them (5.2)
+_updates: dict[tuple, tuple[str, tuple[bool, ...]]] = {}  # the SQL, and which columns' values it binds
 
 
 class _Value(int):
@@ -225,12 +225,18 @@ def save_columns(row: Model, names: list[str]) -> None:
         query = UpdateQuery(model)
         query.add_update_fields([(field, None, value) for field, value in zip(fields, values, strict=True)])
         query.add_filter("pk", row.pk)
-        sql, params = query.get_compiler(using=using).as_sql()
-        _updates[key] = sql, len(params) == len(prepared) + 1  # a value for each column and the key: NULLs bound
-    sql, binds_nulls = _updates[key]
+        sql = query.get_compiler(using=using).as_sql()[0]
+        # Django 6 binds a NULL, 5.2 writes it into the statement: which values it binds is read off the SQL.
+        qn = connection.ops.quote_name
+        bound = tuple(f"{qn(field.column)} = NULL" not in sql for field in fields)
+        if sql.count("%s") != sum(bound) + 1:  # not one value a column and the key: kept by nobody
+            row.save(update_fields=names)
+            return
+        _updates[key] = sql, bound
+    sql, bound = _updates[key]
     pk = meta.pk.get_db_prep_value(row.pk, connection)
     with preparing_cursor(connection) as cursor:
-        cursor.execute(sql, [value for value in prepared if binds_nulls or value is not None] + [pk])
+        cursor.execute(sql, [value for value, binds in zip(prepared, bound, strict=True) if binds] + [pk])
         if cursor.rowcount < 1:
             raise DatabaseError("Save with update_fields did not affect any rows.")  # as the ORM's save
     row._state.adding, row._state.db = False, using
