@@ -40,6 +40,7 @@ commit for the batch (``_ready_peers``, ``_apply_batch``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,7 +50,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from . import conf, deliveries, local_deliveries, renewal_tasks
-from .compiled_queries import insert_statement, preparing_cursor
+from .compiled_queries import CompiledQuery, insert_statement, preparing_cursor
 from .models import WebhookDelivery
 from .task_api import TaskContext, TaskResultStatus, task
 
@@ -142,6 +143,22 @@ def _named(delivery: int | str, event_id: str | None = None) -> Q:
     return Q(vendor=delivery, event_id=event_id) if event_id is not None else Q(pk=delivery)
 
 
+def _all_named(tasks_args: Iterable[list]) -> Q:
+    """The deliveries named by several tasks' arguments (see ``_named``): one ``IN`` list for the ids and one per
+    vendor for the event ids, where an ``OR`` of one pair per task grows the statement's planning with the batch."""
+    ids: list[int] = []
+    events: dict[str, list[str]] = {}
+    for args in tasks_args:
+        if len(args) == 2:
+            events.setdefault(args[0], []).append(args[1])
+        else:
+            ids.append(args[0])
+    named = Q(pk__in=ids)
+    for vendor, event_ids in events.items():
+        named |= Q(vendor=vendor, event_id__in=event_ids)
+    return named
+
+
 @task(takes_context=True)
 def process_delivery(context: TaskContext, delivery: int | str, event_id: str | None = None) -> str:
     """A worker's job: run the attempt begun when this task was claimed (nothing, for a stray copy).
@@ -229,7 +246,7 @@ def begin_claimed(claimed: Any) -> None:
     """Begin the attempt of the task ``db_worker`` is claiming (its ``DBTaskResult``), inside its claim transaction."""
     now = timezone.now()
     task_id = claimed.id
-    delivery = WebhookDelivery.objects.select_for_update().filter(_named(*claimed.args_kwargs["args"])).first()
+    delivery = _locked_named(*claimed.args_kwargs["args"])
     if delivery is None or delivery.is_done or str(delivery.task_id or task_id) != str(task_id):
         return  # done, or a stray copy: the delivery's own task is another one
     if delivery.leased(now):
@@ -256,6 +273,18 @@ def begin_claimed(claimed: Any) -> None:
     delivery.save(update_fields=["task_id", "next_attempt_at"])
 
 
+# The delivery a task names by vendor and event id (every webhook's), locked: a read of every claim, built once.
+_BY_EVENT = CompiledQuery(
+    lambda vendor, event_id: WebhookDelivery.objects.select_for_update().filter(_named(vendor, event_id))
+)
+
+
+def _locked_named(*args: Any) -> WebhookDelivery | None:
+    if len(args) == 2:
+        return _BY_EVENT.first(*args)
+    return WebhookDelivery.objects.select_for_update().filter(_named(*args)).first()
+
+
 def _ready_peers(claimed: Any) -> list[WebhookDelivery]:
     """Up to ``ORGBILLING_QUEUE_BATCH - 1`` more deliveries, due and needing no vendor call, locked with their tasks.
 
@@ -276,11 +305,10 @@ def _ready_peers(claimed: Any) -> list[WebhookDelivery]:
     tasks = {str(pk): args_kwargs for pk, args_kwargs in locked.values_list("pk", "args_kwargs")[:size]}
     if not tasks:
         return []
-    named = Q(pk__in=[])
-    for args_kwargs in tasks.values():
-        named |= _named(*args_kwargs["args"])
     candidates = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(
-        named, status__in=[deliveries.Status.RECEIVED, deliveries.Status.FAILED], lease_until__isnull=True
+        _all_named(args_kwargs["args"] for args_kwargs in tasks.values()),
+        status__in=[deliveries.Status.RECEIVED, deliveries.Status.FAILED],
+        lease_until__isnull=True,
     )
     return [
         peer

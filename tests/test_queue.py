@@ -7,6 +7,7 @@ alike. Several worker processes on PostgreSQL: ``test_queue_workers.py``.
 
 from __future__ import annotations
 
+import json
 import signal
 from datetime import timedelta
 
@@ -155,6 +156,24 @@ def test_a_batch_of_one_is_a_claim_per_delivery(client, settings):
     post_subscriptions(client, 3)
     run_worker()
     assert delivery_tasks() == [("SUCCESSFUL", "processed")] * 3
+
+
+def test_a_batch_takes_peers_named_by_event_and_by_delivery_id_together(client, settings):
+    """A webhook's task names its delivery by vendor and event id, a replay's by the delivery's id: one claim."""
+    settings.ORGBILLING_QUEUE_BATCH = 10
+    post_subscriptions(client, 2)
+    for number in (2, 3):
+        event = pc2_event("subscription_changed", pc2_subscription(f"sub_cb_{number}"), event_id=f"ev_id_{number}")
+        recorded = WebhookDelivery.objects.create(
+            vendor="chargebee", event_id=event["id"], event_type=event["event_type"], body=json.dumps(event)
+        )
+        assert tasks.enqueue(recorded.pk)
+    named = DBTaskResult.objects.ready().filter(task_path=tasks.process_delivery.module_path)
+    assert sorted(len(row.args_kwargs["args"]) for row in named) == [1, 1, 2, 2]
+    run_worker()
+    assert sorted(WebhookDelivery.objects.values_list("status", "attempts")) == [("processed", 1)] * 4
+    assert delivery_tasks() == [("SUCCESSFUL", "processed")]  # one claim took all four
+    assert Subscription.objects.count() == 4
 
 
 def test_a_peer_that_fails_keeps_its_task_for_the_retry_and_the_batch_goes_on(client, settings, monkeypatch):
