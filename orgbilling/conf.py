@@ -73,6 +73,10 @@ DEFAULTS: dict[str, Any] = {
     # Deliveries a worker's claim applies together, with one commit, when they need no vendor call (1: one
     # at a time). Bigger batches drain a burst faster and hold their rows locked a little longer.
     "ORGBILLING_QUEUE_BATCH": 50,
+    # Seconds a worker waits after a claim that found less than a full batch, before it claims again: the
+    # deliveries arriving meanwhile share the next claim's work (its statements and commit) instead of each
+    # paying for a claim of its own. Delays a delivery's apply by at most this much; 0: never waits.
+    "ORGBILLING_QUEUE_LINGER": 0.05,
     # Seconds of Chargebee calls one attempt starts before it leaves the rest (the cancellations of a
     # deleted organization) to the next attempt: Scalekit waits 10 s for an answer.
     "ORGBILLING_VENDOR_TIME_BUDGET": 5,

@@ -34,13 +34,16 @@ the successor, not that row, is what carries the delivery on.
 A delivery that needs no vendor call skips all that: it is applied in the
 claim's own transaction (``local_deliveries``), **together with up to
 ``ORGBILLING_QUEUE_BATCH - 1`` ready peers** taken with their tasks, one
-commit for the batch (``_ready_peers``, ``_apply_batch``).
+commit for the batch (``_ready_peers``, ``_apply_batch``). After a batch smaller than that the worker
+waits ``ORGBILLING_QUEUE_LINGER`` before it claims again (``_linger``), so that a steady stream of
+deliveries is applied in batches too, not a claim each.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,8 +62,10 @@ logger = logging.getLogger(__name__)
 # However many attempts are configured, no retry waits longer than this.
 MAX_DELAY = timedelta(days=1)
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
-# Task id -> outcome of the attempt made in this process's latest claim (db_worker runs what it just claimed).
-_applied_in_claim: dict[str, str] = {}
+# Task id -> outcome of the attempt made in this process's latest claim (db_worker runs what it just claimed),
+# and how many deliveries that claim applied.
+_applied_in_claim: dict[str, tuple[str, int]] = {}
+pause: Callable[[float], None] = time.sleep  # how a worker lingers; tests record the waits instead
 
 
 def enqueue(delivery_id: int) -> bool:
@@ -168,7 +173,9 @@ def process_delivery(context: TaskContext, delivery: int | str, event_id: str | 
     """
     token = str(context.task_result.id)
     if token in _applied_in_claim:
-        return _applied_in_claim.pop(token)
+        status, batch = _applied_in_claim.pop(token)
+        _linger(batch)
+        return status
     leased = WebhookDelivery.objects.filter(_named(delivery, event_id), lease_token=token)
     delivery_id = leased.values_list("pk", flat=True).first()
     if delivery_id is None:
@@ -180,6 +187,18 @@ def process_delivery(context: TaskContext, delivery: int | str, event_id: str | 
         # The delivery's successor task retries it when the lease runs out.
         connection.close()
         raise
+
+
+def _linger(batch: int) -> None:
+    """After a claim that applied less than a full batch, wait ``ORGBILLING_QUEUE_LINGER`` before the next.
+
+    A short batch means the queue was shallow: claiming again at once would take the few deliveries that
+    arrived meanwhile, each paying most of a claim's work (db_worker's statements, the locked reads, the
+    commit). Waiting lets them gather into one batch. A full batch means a backlog: no wait.
+    """
+    seconds = conf.get("ORGBILLING_QUEUE_LINGER")
+    if seconds > 0 and batch < conf.get("ORGBILLING_QUEUE_BATCH"):
+        pause(seconds)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -262,10 +281,11 @@ def begin_claimed(claimed: Any) -> None:
     delivery.task_id = None  # the claimed task is spent
     if local_deliveries.applies_locally(delivery.vendor, delivery.event_type):
         # No vendor call: applied here, in the claim's transaction, with ready peers; no lease.
-        outcome = _apply_batch(delivery, _ready_peers(claimed))
+        peers = _ready_peers(claimed)
+        outcome = _apply_batch(delivery, peers)
         if outcome is not None:
             _applied_in_claim.clear()  # one claim at a time: an entry left by a claim that never committed goes
-            _applied_in_claim[str(task_id)] = outcome.status
+            _applied_in_claim[str(task_id)] = outcome.status, 1 + len(peers)
             return
     deliveries.begin_attempt(delivery, owner=claimed.worker_ids[-1], token=str(task_id), now=now)
     # The successor takes the claimed task's place.

@@ -133,6 +133,17 @@ def test_one_claim_applies_a_batch_with_one_commit(client, settings):
     assert sum(sql.startswith('UPDATE "orgbilling_webhookdelivery"') for sql in statements) == 2
 
 
+@pytest.mark.parametrize("linger", [0.05, 0])
+def test_a_worker_lingers_after_a_short_batch_only(client, settings, worker_waits, linger):
+    """A steady stream is applied in batches too: after a claim that found less than a batch, the worker waits."""
+    settings.ORGBILLING_QUEUE_BATCH = 4
+    settings.ORGBILLING_QUEUE_LINGER = linger
+    post_subscriptions(client, 6)
+    run_worker()
+    assert delivery_tasks() == [("SUCCESSFUL", "processed")] * 2  # 4, then 2
+    assert worker_waits == ([linger] if linger else [])  # after the 2 only: a full batch means a backlog
+
+
 def test_a_batch_records_each_outcome_of_its_successes(client, settings):
     settings.ORGBILLING_QUEUE_BATCH = 4
     post_subscriptions(client, 2)
