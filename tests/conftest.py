@@ -44,14 +44,6 @@ def _fresh_organization_memo():
 
 
 @pytest.fixture(autouse=True)
-def worker_waits(monkeypatch) -> list[float]:
-    """A queue worker's lingers between claims (``tasks.pause``), recorded instead of slept."""
-    waits: list[float] = []
-    monkeypatch.setattr("orgbilling.tasks.pause", waits.append)
-    return waits
-
-
-@pytest.fixture(autouse=True)
 def vendor_settings(settings):
     """Hermetic vendor settings, whatever the developer's .env says."""
     settings.APP_URL = "http://testserver"

@@ -94,6 +94,16 @@ def gateway_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return slept
 
 
+@pytest.fixture(autouse=True)
+def worker_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A queue worker's lingers between claims (``ORGBILLING_QUEUE_LINGER``), recorded, not slept."""
+    from orgbilling import tasks
+
+    waits: list[float] = []
+    monkeypatch.setattr(tasks, "pause", waits.append)
+    return waits
+
+
 class Clock:
     """Wall and monotonic time that a test moves forward instead of sleeping."""
 
