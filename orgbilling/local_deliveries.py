@@ -8,10 +8,11 @@ applies it inside ``db_worker``'s claim transaction (``tasks.begin_claimed``).
 The delivery log keeps its guarantees:
 
 * **unique per event**: the row is inserted in the transaction that made the
-  writes, after them. A copy already recorded, or being recorded by a
-  concurrent copy (the unique constraint makes this insert wait for it), fails
-  the insert; the whole transaction rolls back and the copy takes the lease
-  path, which finds the delivery done, leased or failed;
+  writes, after them (inline on PostgreSQL, in one statement with the last of
+  them: ``compiled_queries.holding_update``). A copy already recorded, or being
+  recorded by a concurrent copy (the unique constraint makes this insert wait
+  for it), fails the insert; the whole transaction rolls back and the copy
+  takes the lease path, which finds the delivery done, leased or failed;
 * **no double apply**: the writes commit with the row saying they were made,
   or not at all; the ``resource_version`` guard orders the rest;
 * **a failure kept for retry**: when the handler fails, its writes are rolled
@@ -108,7 +109,8 @@ def record_and_apply(vendor: str, event_id: str, event_type: str, body: str, eve
     the caller runs it through ``deliveries.process_delivery``.
     """
     try:
-        with transaction.atomic():
+        # The subscription's UPDATE and the delivery's INSERT in one statement, where the database allows it.
+        with transaction.atomic(), compiled_queries.holding_update():
             outcome = deliveries.apply_event(vendor, event, event_id=event_id, within=deliveries.in_callers_transaction)
             if outcome.failed or outcome.needs_lease:
                 transaction.set_rollback(True)  # the handler's writes go

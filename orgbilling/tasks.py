@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,7 +65,6 @@ READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
 # Task id -> outcome of the attempt made in this process's latest claim (db_worker runs what it just claimed),
 # and how many deliveries that claim applied.
 _applied_in_claim: dict[str, tuple[str, int]] = {}
-pause: Callable[[float], None] = time.sleep  # how a worker lingers; tests record the waits instead
 
 
 def enqueue(delivery_id: int) -> bool:
@@ -187,6 +186,11 @@ def process_delivery(context: TaskContext, delivery: int | str, event_id: str | 
         # The delivery's successor task retries it when the lease runs out.
         connection.close()
         raise
+
+
+def pause(seconds: float) -> None:
+    """How a worker lingers between claims (tests record the waits instead)."""
+    time.sleep(seconds)
 
 
 def _linger(batch: int) -> None:

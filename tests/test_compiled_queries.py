@@ -199,3 +199,61 @@ def test_insert_runs_the_orms_insert_and_gives_the_row_its_id(rows):
         stored = WebhookDelivery.objects.get(event_id=delivery.event_id)
         assert delivery.pk == stored.pk and not delivery._state.adding and delivery._state.db == "default"
         assert (stored.status, stored.attempts, stored.received_at) == ("received", 1, delivery.received_at)
+
+
+def _delivery(event_id: str = "ev_held") -> WebhookDelivery:
+    return WebhookDelivery(vendor="chargebee", event_id=event_id, event_type="subscription_changed", body="{}")
+
+
+def test_a_held_update_runs_with_the_next_insert_in_one_statement_on_postgresql(rows):
+    _, subscription = rows
+    subscription.status, delivery = "cancelled", _delivery()
+    with CaptureQueriesContext(connection) as queries, transaction.atomic(), compiled_queries.holding_update():
+        compiled_queries.save_columns(subscription, ["status"])
+        compiled_queries.insert(delivery)
+    written = [query["sql"] for query in queries if query["sql"].split()[0] in ("WITH", "UPDATE", "INSERT")]
+    if connection.vendor == "postgresql":
+        [joined] = written  # one round trip for both
+        assert joined.startswith('WITH held AS (UPDATE "orgbilling_subscription"')
+    else:
+        assert [sql.split()[0] for sql in written] == ["UPDATE", "INSERT"]
+    assert Subscription.objects.get(pk="sub_1").status == "cancelled"
+    assert WebhookDelivery.objects.get(event_id="ev_held").pk == delivery.pk and not delivery._state.adding
+
+
+def test_any_other_statement_runs_the_held_update_first(rows):
+    """Nothing inside the block can read the row as it was before the write."""
+    _, subscription = rows
+    subscription.status = "cancelled"
+    with transaction.atomic(), compiled_queries.holding_update():
+        compiled_queries.save_columns(subscription, ["status"])
+        assert Subscription.objects.get(pk="sub_1").status == "cancelled"
+        with CaptureQueriesContext(connection) as queries:
+            compiled_queries.insert(_delivery())
+    assert [query["sql"].split()[0] for query in queries] == ["INSERT"]  # it ran already: the insert is alone
+
+
+def test_a_held_update_left_over_runs_before_the_commit_and_a_rollback_drops_it(rows):
+    _, subscription = rows
+    subscription.status = "cancelled"
+    with transaction.atomic(), compiled_queries.holding_update():
+        compiled_queries.save_columns(subscription, ["status"])
+    assert Subscription.objects.get(pk="sub_1").status == "cancelled"
+    subscription.status = "active"
+    with CaptureQueriesContext(connection) as queries:
+        with transaction.atomic(), compiled_queries.holding_update():
+            compiled_queries.save_columns(subscription, ["status"])
+            transaction.set_rollback(True)
+    assert Subscription.objects.get(pk="sub_1").status == "cancelled"
+    if connection.vendor == "postgresql":
+        assert not [query for query in queries if query["sql"].startswith("UPDATE")]  # never sent
+
+
+def test_a_held_update_of_a_row_that_is_gone_fails_with_its_insert_and_writes_nothing(rows):
+    _, subscription = rows
+    Subscription.objects.filter(pk="sub_1").delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        with transaction.atomic(), compiled_queries.holding_update():
+            compiled_queries.save_columns(subscription, ["status"])
+            compiled_queries.insert(_delivery())
+    assert not WebhookDelivery.objects.exists()

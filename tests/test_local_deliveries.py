@@ -76,6 +76,23 @@ def test_inline_a_subscription_event_is_recorded_and_applied_in_one_commit(clien
     assert delivery.processed_at is not None and Subscription.objects.get().seats == 5
 
 
+def test_inline_a_renewal_writes_its_subscription_and_delivery_in_one_statement_on_postgresql(client):
+    """The event leaves the seats alone: the locked read, then the UPDATE and INSERT together (``holding_update``)."""
+    assert post_event(client, EVENT).status_code == 200  # 5 seats: the cap follows
+    renewed = pc2_event("subscription_renewed", pc2_subscription(version=3, seats=5), event_id="ev_local_renewed")
+    with CaptureQueriesContext(connection) as captured:
+        assert post_event(client, renewed).json()["status"] == "processed"
+    shapes = statements(captured)
+    writes = (
+        ["WITH orgbilling_subscription"]
+        if connection.vendor == "postgresql"
+        else HANDLER[1:2] + ["INSERT orgbilling_webhookdelivery"]
+    )
+    assert shapes[: shapes.index("COMMIT") + 1] == ["BEGIN", HANDLER[0], *writes, "COMMIT"]
+    assert WebhookDelivery.objects.get(event_id="ev_local_renewed").status == "processed"
+    assert Subscription.objects.get().resource_version == pc2_subscription(version=3)["resource_version"]
+
+
 def test_inline_a_failure_is_rolled_back_then_kept_failed_and_a_redelivery_heals_it(client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
