@@ -31,10 +31,10 @@ PROFILE_HEADER = """# Where each benchmarked request's work goes
 Written by `python -m bench.profile --output bench/PROFILE.md` ({count} requests each, at commit `{commit}`): per
 request, in-process through Django's test client on PostgreSQL, the statements by verb and table, commits (the
 worker's second, its task's autocommitted result, is not counted here), outbound connections and Python function
-calls. Counts do not depend on the machine's load; the wall times (under cProfile) do. The inline ingest's three
+calls. Counts do not depend on the machine's load; the wall times (under cProfile) do. The inline ingest's two
 statements are the guarantees' own: the subscription and its organization read and locked in one (ordering guard),
-the subscription's update, the delivery's insert (exactly-once); the event leaves the seats alone, so the seat cap
-is not read. See the README's Benchmarks section.
+then the subscription's update and the delivery's insert (exactly-once) in one `WITH`; the event leaves the seats
+alone, so the seat cap is not read. See the README's Benchmarks section.
 """
 
 
