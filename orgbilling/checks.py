@@ -16,6 +16,7 @@ makes irrelevant (``CHARGEBEE_PLAN_ITEM_PRICE_ID`` beside ``ORGBILLING_PLANS``,
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -28,6 +29,14 @@ from .scalekit_signature import InvalidSecret, decode_secret
 
 TAG = "orgbilling"
 DEPLOY = "deploy"
+# Queue mode's numbers, each with its least value and whether it counts something (a whole number) or is seconds.
+QUEUE_NUMBERS = (
+    ("ORGBILLING_QUEUE_MAX_ATTEMPTS", 1, True),
+    ("ORGBILLING_QUEUE_BATCH", 1, True),
+    ("ORGBILLING_QUEUE_RETRY_BACKOFF", 0, False),
+    ("ORGBILLING_QUEUE_LEASE", 1, False),
+    ("ORGBILLING_QUEUE_LINGER", 0, False),
+)
 
 
 def _message(number: int, msg: str, hint: str) -> checks.CheckMessage:
@@ -192,6 +201,10 @@ def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         ]
     if mode == "inline":
         return []
+    return _queue_backend() + _queue_numbers()
+
+
+def _queue_backend() -> list[checks.CheckMessage]:
     hint = (
         'Install orgbilling[queue], set TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}} and '
         'add "django_tasks_db" to INSTALLED_APPS (on Django 5.2 also "django_tasks", the tasks API\'s backport).'
@@ -213,6 +226,20 @@ def check_processing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+def _queue_numbers() -> list[checks.CheckMessage]:
+    """Each queue number a worker reads: a wrong one would fail its tasks only once deliveries arrive."""
+    problems = []
+    for name, least, whole in QUEUE_NUMBERS:
+        value = conf.get(name)
+        kinds = int if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < least:
+            kind = "a whole number" if whole else "a number of seconds"
+            problems.append(
+                checks.Error(f"{name} is {value!r}.", hint=f"Use {kind}, at least {least}.", id="orgbilling.E013")
+            )
+    return problems
 
 
 @checks.register(TAG)

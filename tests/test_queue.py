@@ -322,6 +322,33 @@ def test_the_mode_and_the_backend_are_checked(settings):
     assert [m.id for m in check_processing()] == ["orgbilling.E012"]
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ORGBILLING_QUEUE_LINGER", "0.05"),
+        ("ORGBILLING_QUEUE_LINGER", -1),
+        ("ORGBILLING_QUEUE_LINGER", float("nan")),
+        ("ORGBILLING_QUEUE_BATCH", 0),
+        ("ORGBILLING_QUEUE_BATCH", 2.5),
+        ("ORGBILLING_QUEUE_MAX_ATTEMPTS", True),
+        ("ORGBILLING_QUEUE_LEASE", 0),
+        ("ORGBILLING_QUEUE_RETRY_BACKOFF", None),
+    ],
+)
+def test_a_queue_number_out_of_its_range_is_refused_in_queue_mode_only(settings, name, value):
+    setattr(settings, name, value)
+    [problem] = check_processing()
+    assert (problem.id, problem.msg) == ("orgbilling.E013", f"{name} is {value!r}.")
+    settings.ORGBILLING_PROCESSING = "inline"  # not read then
+    assert check_processing() == []
+
+
+def test_the_queue_numbers_tests_set_are_accepted(settings):
+    settings.ORGBILLING_QUEUE_RETRY_BACKOFF, settings.ORGBILLING_QUEUE_LINGER = 0, 0
+    settings.ORGBILLING_QUEUE_LEASE, settings.ORGBILLING_QUEUE_BATCH = 2, 1
+    assert check_processing() == []
+
+
 class Clock:
     """The time every part of the queue reads (orgbilling, the worker's "is it due"), moved by hand."""
 
