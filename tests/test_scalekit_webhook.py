@@ -53,14 +53,32 @@ def test_bad_signature_is_401_and_writes_nothing(client, mutate):
     assert WebhookDelivery.objects.count() == 0 and Organization.objects.count() == 0
 
 
-@pytest.mark.parametrize("skew", [-301, 301])
-def test_stale_or_future_timestamp_is_401(client, skew):
-    import time
+@pytest.fixture
+def frozen_now(monkeypatch):
+    """The signature check's wall clock, held still: a second ticking mid-test must not move the 300 s edge."""
+    import types
 
+    from orgbilling import scalekit_signature
+
+    now = 1_790_000_000
+    monkeypatch.setattr(scalekit_signature, "time", types.SimpleNamespace(time=lambda: float(now)))
+    return now
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+def test_stale_or_future_timestamp_is_401(client, frozen_now, skew):
     body = json.dumps(CREATED).encode()
-    response = post_raw(client, body, scalekit_headers(body, at=int(time.time()) - skew))
+    response = post_raw(client, body, scalekit_headers(body, at=frozen_now - skew))
     assert response.status_code == 401
     assert WebhookDelivery.objects.count() == 0
+
+
+@pytest.mark.parametrize("skew", [-300, 300])
+def test_timestamp_at_the_tolerance_edge_is_accepted(client, fake_chargebee, frozen_now, skew):
+    body = json.dumps(CREATED).encode()
+    response = post_raw(client, body, scalekit_headers(body, at=frozen_now - skew))
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.count() == 1
 
 
 def test_header_names_in_any_case_are_accepted(client, fake_chargebee):
